@@ -1,0 +1,51 @@
+# The project's verbs. `make help` lists them.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DATA_DIR ?= data
+DEMO_DIR := $(DATA_DIR)/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format typecheck unit bench lock clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned dependencies and cjm_ml
+
+demo: install ## simulate a dealer group and run the whole pipeline on the embedded defaults
+	$(BIN)/cjm demo --out $(DEMO_DIR)
+
+test: install lint typecheck unit ## lint, type-check and run the whole test suite
+
+lint: install ## ruff format check and lint
+	$(BIN)/ruff format --check cjm_ml tests benchmarks
+	$(BIN)/ruff check cjm_ml tests benchmarks
+
+format: install ## apply ruff formatting and safe fixes
+	$(BIN)/ruff format cjm_ml tests benchmarks
+	$(BIN)/ruff check --fix cjm_ml tests benchmarks
+
+typecheck: install ## mypy on the package
+	$(BIN)/mypy cjm_ml
+
+unit: install ## the pytest suite
+	$(BIN)/pytest -q
+
+bench: install ## the benchmark scripts (figures go to the README's performance table)
+	$(BIN)/python benchmarks/simulate.py
+
+lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
+	$(PY) -m venv /tmp/cjm-lock-venv && /tmp/cjm-lock-venv/bin/pip install --quiet uv
+	/tmp/cjm-lock-venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean: ## remove the venv and generated data
+	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache

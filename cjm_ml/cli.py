@@ -1,0 +1,120 @@
+"""The ``cjm`` command line. Each subcommand is a thin edge around library functions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cjm_ml.config import Settings
+from cjm_ml.events import EventValidationError, load_events
+from cjm_ml.io import write_parquet_atomic
+from cjm_ml.logs import configure_logging
+
+app = typer.Typer(
+    help="cjm-ml: predictive customer journeys for car dealers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+log = logging.getLogger("cjm_ml.cli")
+
+
+@app.callback()
+def main(
+    log_level: Annotated[str, typer.Option(help="Logging level for cjm_ml.")] = "",
+) -> None:
+    """Configure logging once, for every subcommand."""
+    configure_logging(log_level or Settings().log_level)
+
+
+def _parse_fixes(fix: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out = []
+    for item in fix:
+        rooftop, _, settings = item.partition(":")
+        if not rooftop or not settings:
+            raise typer.BadParameter(
+                f"{item!r}: expected ROOFTOP:SETTING[,SETTING], e.g. rt-02:response_median_minutes"
+            )
+        out.append((rooftop, tuple(s.strip() for s in settings.split(","))))
+    return tuple(out)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder for events, truth and rooftops.json.")],
+    rooftops: Annotated[int, typer.Option(min=2, max=50)] = 6,
+    customers: Annotated[int, typer.Option(min=10)] = 30_000,
+    seed: int = 7,
+    days: Annotated[int, typer.Option(min=60, help="Length of the history in days.")] = 730,
+    fix: Annotated[
+        list[str] | None,
+        typer.Option(help="What-if: ROOFTOP:SETTING[,SETTING] reset to the group standard."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Simulate a dealer group and write events.parquet, truth_<task>.parquet, rooftops.json."""
+    from cjm_ml.simulation import SimulationConfig, write_simulation
+    from cjm_ml.simulation import simulate as run_simulation
+    from cjm_ml.simulation.summary import outcome_rates
+
+    config = SimulationConfig(
+        rooftops=rooftops, customers=customers, seed=seed, days=days, fixes=_parse_fixes(fix or [])
+    )
+    started = time.perf_counter()
+    try:
+        group = run_simulation(config, progress=progress)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from exc
+    paths = write_simulation(group, out)
+    log.info("simulated %d customers in %.1f s", customers, time.perf_counter() - started)
+    typer.echo(f"events: {len(group.events):,} rows -> {paths['events']}")
+    typer.echo("outcome rates by rooftop:")
+    typer.echo(outcome_rates(group.truth).to_string())
+    for p in group.planted:
+        typer.echo(
+            f"planted: {p.rooftop_id} {p.friction} ({p.task}): {p.setting}={p.value} "
+            f"(group standard {p.group_standard})"
+        )
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Events file, .csv or .parquet.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the typed, clean table here (Parquet) if valid.")
+    ] = None,
+) -> None:
+    """Check an events file against the event model; list every violation (exit 1) or load it."""
+    try:
+        events = load_events(path)
+    except (FileNotFoundError, ValueError) as exc:
+        if isinstance(exc, EventValidationError):
+            typer.echo(str(exc), err=True)
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(
+        f"{path}: valid, {len(events):,} events, {events['customer_id'].nunique():,} customers, "
+        f"{events['rooftop_id'].nunique()} rooftops, {events['ts'].min()} to {events['ts'].max()}"
+    )
+    if out is not None:
+        write_parquet_atomic(events, out)
+        typer.echo(f"clean table -> {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Folder for the demo group.")] = None,
+    customers: Annotated[int, typer.Option(min=10)] = 30_000,
+) -> None:
+    """The main job on embedded defaults: simulate the demo group, then validate it."""
+    out = out or Settings().demo_dir
+    simulate(out=out, rooftops=6, customers=customers, seed=7, days=730, fix=None, progress=True)
+    validate(path=out / "events.parquet", out=None)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,73 @@
+"""The prediction tasks' windows and cutoffs: one typed object, no literals elsewhere.
+
+The simulator uses the same defaults to compute its ground truth "as known at the cutoff", so
+the truth tables and the feature tables describe the same prediction moment.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Task = Literal["lead_leakage", "no_show", "service_defection"]
+TASKS: tuple[Task, ...] = ("lead_leakage", "no_show", "service_defection")
+
+
+class LeadLeakageParams(BaseModel):
+    """A lead "goes dark" when no sales appointment is set and no showroom visit happens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cutoff_after_lead_minutes: float = Field(
+        120, gt=0, description="Score this long after the lead arrives, so the BDC can still act."
+    )
+    window_days: float = Field(30, gt=0, description="Days after the lead to look for a next step.")
+
+
+class NoShowParams(BaseModel):
+    """One instance per booked appointment (sales and service)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cutoff_before_start_hours: float = Field(
+        24, gt=0, description="Score this long before the start, or at booking if booked later."
+    )
+
+
+class ServiceDefectionParams(BaseModel):
+    """A buyer "defects" when no repair order opens at any rooftop of the group in the window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cutoff_after_delivery_days: float = Field(
+        7, gt=0, description="Score this long after delivery."
+    )
+    window_days: float = Field(
+        210, gt=0, description="Days after delivery to look for a repair order."
+    )
+
+
+class TaskParams(BaseModel):
+    """Windows and cutoffs for all three prediction tasks, plus the group's response standard."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    response_sla_minutes: float = Field(
+        15, gt=0, description="Group standard for the first reply to a lead."
+    )
+    lead_leakage: LeadLeakageParams = LeadLeakageParams()
+    no_show: NoShowParams = NoShowParams()
+    service_defection: ServiceDefectionParams = ServiceDefectionParams()
+
+    @property
+    def lead_cutoff(self) -> timedelta:
+        """Time from the lead to the lead-leakage prediction moment."""
+        return timedelta(minutes=self.lead_leakage.cutoff_after_lead_minutes)
+
+    @property
+    def no_show_cutoff(self) -> timedelta:
+        """Time before the scheduled start of the no-show prediction moment."""
+        return timedelta(hours=self.no_show.cutoff_before_start_hours)
+
+    @property
+    def defection_cutoff(self) -> timedelta:
+        """Time from delivery to the service-defection prediction moment."""
+        return timedelta(days=self.service_defection.cutoff_after_delivery_days)

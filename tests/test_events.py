@@ -1,0 +1,227 @@
+"""The event model: the catalogue, and validation that names file, row, column, value, rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cjm_ml.cli import app
+from cjm_ml.events import (
+    EVENT_COLUMNS,
+    EventValidationError,
+    catalogue,
+    load_events,
+    validate_events,
+)
+
+# Every touchpoint the product brief names, by journey stage (the issue's list).
+BRIEF_TOUCHPOINTS = {
+    "research": {
+        "inventory_search",
+        "vdp_view",
+        "payment_calculator",
+        "trade_in_tool",
+        "online_scheduling",
+    },
+    "lead_intake": {"lead_form", "lead_call", "lead_chat", "lead_third_party"},
+    "response": {
+        "outbound_call",
+        "missed_call",
+        "sms_sent",
+        "sms_replied",
+        "email_sent",
+        "email_opened",
+        "crm_task_created",
+        "crm_task_completed",
+    },
+    "appointment": {
+        "appointment_set",
+        "appointment_confirmation_sent",
+        "appointment_rescheduled",
+        "appointment_cancelled",
+        "appointment_showed",
+        "appointment_no_show",
+    },
+    "showroom": {"showroom_visit", "test_drive", "appraisal"},
+    "credit_fi": {"credit_application", "desking", "fi_session"},
+    "delivery": {"vehicle_delivery", "delivery_education"},
+    "service": {
+        "service_reminder",
+        "service_appointment_set",
+        "repair_order_opened",
+        "repair_order_closed",
+        "mpi_sent",
+        "mpi_approved",
+        "recall_notice",
+        "maintenance_reminder",
+    },
+    "csi": {"csi_survey"},
+}
+
+GOOD_ROW = {
+    "event_id": "e-1",
+    "dealer_group_id": "dg-01",
+    "rooftop_id": "rt-01",
+    "customer_id": "c-1",
+    "ts": "2025-03-01T14:05:00Z",
+    "event_type": "lead_form",
+    "channel": "web",
+    "source": "oem_website",
+    "vehicle_id": "v-1",
+    "value": "31500",
+    "attributes": "",
+}
+
+
+def _csv(tmp_path: Path, rows: list[dict[str, str]], name: str = "events.csv") -> Path:
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_catalogue_covers_every_stage_of_the_brief_in_journey_order() -> None:
+    cat = catalogue()
+    assert cat.stage_keys == tuple(BRIEF_TOUCHPOINTS)
+    by_stage: dict[str, set[str]] = {}
+    for e in cat.event_types:
+        by_stage.setdefault(e.stage, set()).add(e.key)
+    for stage, touchpoints in BRIEF_TOUCHPOINTS.items():
+        assert touchpoints <= by_stage[stage], f"{stage} lacks {touchpoints - by_stage[stage]}"
+    orders = [cat.stage(e.stage).order for e in cat.event_types]
+    assert orders == sorted(orders)
+    assert cat.stage_of("test_drive").label == "Showroom"
+
+
+def test_catalogue_refuses_unknown_names_by_name() -> None:
+    with pytest.raises(KeyError, match="unknown event type 'teleport'"):
+        catalogue().stage_of("teleport")
+
+
+def test_clean_csv_loads_typed_utc_and_sorted(tmp_path: Path) -> None:
+    later = {
+        **GOOD_ROW,
+        "event_id": "e-2",
+        "ts": "2025-03-01T09:00:00-06:00",
+        "event_type": "outbound_call",
+        "channel": "phone",
+        "value": "0",
+    }
+    first = {**GOOD_ROW, "ts": "2025-03-01T14:05:00+00:00"}
+    events = load_events(_csv(tmp_path, [later, first]))
+    assert list(events.columns) == list(EVENT_COLUMNS)
+    assert str(events["ts"].dtype) == "datetime64[us, UTC]"
+    assert isinstance(events["event_type"].dtype, pd.CategoricalDtype)
+    assert isinstance(events["rooftop_id"].dtype, pd.CategoricalDtype)
+    # -06:00 09:00 is 15:00 UTC, after the lead at 14:05 UTC.
+    assert events["event_id"].tolist() == ["e-1", "e-2"]
+    assert events["ts"].iloc[1] == pd.Timestamp("2025-03-01T15:00:00Z")
+    assert events["value"].tolist() == [31500.0, 0.0]
+    assert pd.isna(events["attributes"].iloc[0])
+
+
+@pytest.mark.parametrize(
+    ("override", "row", "column", "rule", "value"),
+    [
+        ({"event_type": "teleport"}, 2, "event_type", "event_type_known", "'teleport'"),
+        ({"customer_id": ""}, 2, "customer_id", "customer_id_required", ""),
+        ({"ts": "2025-03-01 14:05:00"}, 2, "ts", "ts_timezone", "'2025-03-01 14:05:00'"),
+        ({"ts": "yesterday at noon"}, 2, "ts", "ts_parsable", "'yesterday at noon'"),
+        ({"event_id": "e-1"}, 2, "event_id", "event_id_unique", "'e-1'"),
+        ({"channel": "pigeon"}, 2, "channel", "channel_known", "'pigeon'"),
+        ({"value": "lots"}, 2, "value", "value_numeric", "'lots'"),
+        ({"attributes": "[1, 2]"}, 2, "attributes", "attributes_json", "'[1, 2]'"),
+        ({"attributes": "{broken"}, 2, "attributes", "attributes_json", "'{broken'"),
+    ],
+)
+def test_each_bad_value_is_named_by_row_column_value_and_rule(
+    tmp_path: Path, override: dict[str, str], row: int, column: str, rule: str, value: str
+) -> None:
+    bad = {**GOOD_ROW, "event_id": "e-2", **override}
+    path = _csv(tmp_path, [GOOD_ROW, bad])
+    with pytest.raises(EventValidationError) as info:
+        load_events(path)
+    [violation] = info.value.violations
+    assert (violation.file, violation.row, violation.column, violation.rule) == (
+        "events.csv",
+        row,
+        column,
+        rule,
+    )
+    if value:
+        assert violation.value == value
+        assert f"events.csv row {row}, column '{column}'" in str(info.value)
+        assert value in str(info.value)
+
+
+def test_duplicate_event_id_points_at_the_first_occurrence(tmp_path: Path) -> None:
+    rows = [GOOD_ROW, {**GOOD_ROW, "event_type": "vdp_view"}, {**GOOD_ROW, "event_id": "e-3"}]
+    with pytest.raises(EventValidationError) as info:
+        load_events(_csv(tmp_path, rows))
+    [v] = info.value.violations
+    assert v.row == 2 and "first seen on row 1" in v.message
+
+
+def test_missing_required_column_is_reported_without_rows(tmp_path: Path) -> None:
+    row = {k: v for k, v in GOOD_ROW.items() if k != "customer_id"}
+    with pytest.raises(EventValidationError) as info:
+        load_events(_csv(tmp_path, [row]))
+    [v] = info.value.violations
+    assert (v.row, v.column, v.rule) == (None, "customer_id", "required_column")
+
+
+def test_every_violation_in_a_file_is_listed_in_row_order(tmp_path: Path) -> None:
+    rows = [
+        {**GOOD_ROW, "event_type": "teleport"},
+        {**GOOD_ROW, "event_id": "e-2"},
+        {**GOOD_ROW, "event_id": "e-3", "ts": "2025-13-45T10:00:00Z", "customer_id": ""},
+    ]
+    _, violations = validate_events(pd.read_csv(_csv(tmp_path, rows), dtype=str), "x.csv")
+    assert [(v.row, v.column, v.rule) for v in violations] == [
+        (1, "event_type", "event_type_known"),
+        (3, "customer_id", "customer_id_required"),
+        (3, "ts", "ts_parsable"),
+    ]
+
+
+def test_naive_parquet_timestamps_are_rejected(tmp_path: Path) -> None:
+    frame = pd.DataFrame([GOOD_ROW]).assign(ts=pd.to_datetime(["2025-03-01 14:05:00"]))
+    frame.to_parquet(tmp_path / "events.parquet")
+    with pytest.raises(EventValidationError) as info:
+        load_events(tmp_path / "events.parquet")
+    assert [v.rule for v in info.value.violations] == ["ts_timezone"]
+
+
+def test_cli_validate_reports_and_writes_nothing_for_a_bad_file(tmp_path: Path) -> None:
+    path = _csv(tmp_path, [GOOD_ROW, {**GOOD_ROW, "event_id": "e-2", "event_type": "teleport"}])
+    out = tmp_path / "clean.parquet"
+    result = CliRunner().invoke(app, ["validate", str(path), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "events.csv row 2, column 'event_type': unknown event type" in result.output
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [path]  # no temporary leftovers either
+
+
+def test_cli_validate_writes_the_clean_typed_table(tmp_path: Path) -> None:
+    path = _csv(tmp_path, [GOOD_ROW])
+    out = tmp_path / "clean.parquet"
+    result = CliRunner().invoke(app, ["validate", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "valid, 1 events, 1 customers" in result.output
+    assert str(pd.read_parquet(out)["ts"].dtype) == "datetime64[us, UTC]"
+
+
+def test_cli_validate_unsupported_and_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "events.json").write_text("{}")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "events.json")])
+    assert result.exit_code == 1 and "unsupported file type '.json'" in result.output
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 1 and "no such events file" in result.output
+
+
+def test_readme_lists_every_event_type() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [k for k in catalogue().event_type_keys if f"| `{k}` |" not in readme]
+    assert missing == []
