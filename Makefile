@@ -42,6 +42,7 @@ unit: install ## the pytest suite
 
 bench: install ## the benchmark scripts (figures go to the README's performance table)
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/features.py
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 	$(PY) -m venv /tmp/cjm-lock-venv && /tmp/cjm-lock-venv/bin/pip install --quiet uv

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @contextmanager
@@ -32,14 +34,25 @@ def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
 
 
+METADATA_KEY = b"cjm_ml"
+
+
 def write_parquet_atomic(
     df: pd.DataFrame, path: Path, metadata: dict[str, str] | None = None
 ) -> None:
-    """Write ``df`` to Parquet atomically; ``metadata`` goes into the file's key-value metadata."""
+    """Write ``df`` to Parquet atomically; ``metadata`` goes into the file's schema metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
-        df = df.copy()
-        df.attrs = {**df.attrs, **metadata}
-    _write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()}
+        )
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_parquet_metadata(path: Path) -> dict[str, str]:
+    """The cjm-ml metadata written with ``write_parquet_atomic`` (empty if there is none)."""
+    raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+    return dict(json.loads(raw)) if raw else {}
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:

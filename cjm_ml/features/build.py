@@ -1,0 +1,320 @@
+"""Point-in-time features for the three predictions: one pure function per task.
+
+``build_<task>_features(events, instances, params)`` returns the instances with their
+features, computed only from each customer's events strictly before the instance's
+``cutoff_ts``, plus columns of the instance itself that are known at the cutoff (the lead's
+type, the appointment's booked and scheduled times). Serving calls the same functions with the
+cutoff set to "now". ``events`` may be the canonical table or a prebuilt ``Timeline``.
+All three take ``params`` for one signature; the cutoffs themselves come with the instances,
+and only the lead task reads a parameter here (the group's response standard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from cjm_ml.features.instances import LEAD_TYPES
+from cjm_ml.features.registry import features_for
+from cjm_ml.features.timeline import Timeline, Window, to_ns
+from cjm_ml.params import Task, TaskParams
+
+_NS_MIN = 60 * 1_000_000_000
+_NS_DAY = 1440 * _NS_MIN
+#: Dealer outreach that counts as "contact" for days_since_last_contact.
+OUTREACH = (
+    "outbound_call",
+    "sms_sent",
+    "email_sent",
+    "appointment_confirmation_sent",
+    "service_reminder",
+    "maintenance_reminder",
+    "recall_notice",
+    "mpi_sent",
+)
+REPLIES = ("outbound_call", "sms_sent", "email_sent")
+_REQUIRED = (
+    "instance_id",
+    "customer_id",
+    "rooftop_id",
+    "marketing_source",
+    "anchor_ts",
+    "cutoff_ts",
+)
+_TASK_REQUIRED: dict[Task, tuple[str, ...]] = {
+    "lead_leakage": ("lead_type",),
+    "no_show": ("appointment_kind", "booked_ts", "scheduled_ts", "rescheduled", "vehicle_id"),
+    "service_defection": ("vehicle_condition",),
+}
+
+
+class _PointInTime:
+    """The instances seen through the timeline: windows ending at each instance's cutoff."""
+
+    def __init__(self, tl: Timeline, instances: pd.DataFrame) -> None:
+        self.tl = tl
+        self.cust = tl.customer_codes(instances["customer_id"])
+        self.cutoff = to_ns(instances["cutoff_ts"])
+        self.anchor = to_ns(instances["anchor_ts"])
+
+    def window(self, start: np.ndarray | None = None) -> Window:
+        """Each customer's events in ``[start, cutoff)`` (from the first event if None)."""
+        return self.tl.window(self.cust, start, self.cutoff)
+
+    def recent(self, days: float) -> Window:
+        """Each customer's events in the ``days`` before the cutoff."""
+        return self.window(self.cutoff - int(days * _NS_DAY))
+
+    def count(self, *types: str, start: np.ndarray | None = None) -> np.ndarray:
+        """How many events of these types in ``[start, cutoff)``."""
+        return Timeline.count(self.tl.positions(*types), self.window(start)).astype(float)
+
+    def days_before_cutoff(self, pos: np.ndarray) -> np.ndarray:
+        """Days from the event at ``pos`` to the cutoff (NaN where there is none)."""
+        return (self.cutoff - self.tl.ts_at(pos)) / _NS_DAY
+
+    def abandoned_bookings(self) -> np.ndarray:
+        """Positions of online scheduling sessions left without a booking (value 0)."""
+        pos = self.tl.positions("online_scheduling")
+        return pos[self.tl.value[pos] == 0]
+
+    def tasks_of_kind(self, kind: str) -> np.ndarray:
+        """Positions of ``crm_task_created`` events whose ``task`` attribute is ``kind``."""
+        pos = self.tl.positions("crm_task_created")
+        return pos[(self.tl.attribute(pos, "task") == kind).fillna(False).to_numpy(dtype=bool)]
+
+    def submitted_without(self, submission: str, *follow_ups: np.ndarray) -> np.ndarray:
+        """1 where the last ``submission`` of the last 30 days has no follow-up after it."""
+        last = Timeline.last(self.tl.positions(submission), self.recent(30))
+        since = np.where(last >= 0, self.tl.ts_at(last), self.cutoff).astype(np.int64)
+        window = self.window(since)
+        followed = sum(Timeline.count(p, window) for p in follow_ups)
+        return ((last >= 0) & (followed == 0)).astype(float)
+
+
+def _prepare(
+    events: pd.DataFrame | Timeline, instances: pd.DataFrame, task: Task
+) -> tuple[Timeline, _PointInTime]:
+    """Check the instances' columns and index the events (unless already a Timeline)."""
+    missing = [c for c in (*_REQUIRED, *_TASK_REQUIRED[task]) if c not in instances.columns]
+    if missing:
+        raise ValueError(f"{task} instances are missing column(s): {', '.join(missing)}")
+    tl = events if isinstance(events, Timeline) else Timeline(events)
+    return tl, _PointInTime(tl, instances)
+
+
+def _context(pit: _PointInTime, tl: Timeline, task: Task) -> dict[str, np.ndarray]:
+    """Features about the customer that every task uses (distance, preference, history)."""
+    prefs = tl.positions("contact_preferences_set")
+    whole = pit.window()
+    known_distance = prefs[~np.isnan(tl.value[prefs])]
+    known_channel = prefs[tl.channel[prefs] >= 0]
+    channel = tl.channel_at(Timeline.last(known_channel, whole))
+    out: dict[str, np.ndarray] = {
+        "distance_to_rooftop_km": tl.value_at(Timeline.last(known_distance, whole)),
+        "preferred_channel": np.where(
+            channel >= 0, tl.channel_names[np.maximum(channel, 0)], "unknown"
+        ),
+        "prior_no_shows": pit.count("appointment_no_show"),
+    }
+    if task != "lead_leakage":
+        last = Timeline.last(tl.positions(*OUTREACH), whole)
+        out["days_since_last_contact"] = pit.days_before_cutoff(last)
+    return out
+
+
+def _research(pit: _PointInTime, tl: Timeline) -> dict[str, np.ndarray]:
+    week, month = pit.recent(7), pit.recent(30)
+    return {
+        "vdp_views_7d": Timeline.count(tl.positions("vdp_view"), week).astype(float),
+        "inventory_searches_7d": Timeline.count(tl.positions("inventory_search"), week).astype(
+            float
+        ),
+        "used_payment_calculator": (
+            Timeline.count(tl.positions("payment_calculator"), month) > 0
+        ).astype(float),
+        "submitted_trade_in": (Timeline.count(tl.positions("trade_in_tool"), month) > 0).astype(
+            float
+        ),
+        "online_credit_app": (Timeline.count(tl.positions("credit_application"), month) > 0).astype(
+            float
+        ),
+    }
+
+
+def _reminder_match(pit: _PointInTime, tl: Timeline, window: Window) -> np.ndarray:
+    """1/0 whether the last reminder in ``window`` used the preferred channel (NaN: unknown)."""
+    reminder = tl.channel_at(
+        Timeline.last(tl.positions("service_reminder", "maintenance_reminder"), window)
+    )
+    prefs = tl.positions("contact_preferences_set")
+    pref = tl.channel_at(Timeline.last(prefs[tl.channel[prefs] >= 0], pit.window()))
+    return np.where((reminder >= 0) & (pref >= 0), (reminder == pref).astype(float), np.nan)
+
+
+def _assemble(instances: pd.DataFrame, task: Task, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Instance columns, then the task's features in registry order, with clean dtypes."""
+    out = instances.reset_index(drop=True).copy()
+    for spec in features_for(task):
+        if spec.name in ("rooftop_id", "marketing_source"):
+            out[spec.name] = out[spec.name].astype("string").fillna("unknown")
+        elif spec.unit == "category":
+            out[spec.name] = (
+                pd.Series(columns[spec.name], dtype="string").fillna("unknown").to_numpy()
+            )
+            out[spec.name] = out[spec.name].astype("string")
+        else:
+            out[spec.name] = np.asarray(columns[spec.name], dtype=float)
+    return out
+
+
+def build_lead_leakage_features(
+    events: pd.DataFrame | Timeline, instances: pd.DataFrame, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """Features of each lead as known at its cutoff: research, reply speed, follow-up, context.
+
+    Refuses instances missing required columns (``ValueError`` naming them).
+    """
+    params = params or TaskParams()
+    tl, pit = _prepare(events, instances, "lead_leakage")
+    since_lead = pit.window(pit.anchor)
+    cols = {**_research(pit, tl), **_context(pit, tl, "lead_leakage")}
+    cols["lead_type"] = instances["lead_type"].astype("string").to_numpy()
+    before_lead = tl.window(pit.cust, None, pit.anchor)
+    cols["prior_leads"] = Timeline.count(tl.positions(*LEAD_TYPES), before_lead).astype(float)
+    # The lead event itself: an inbound call picked up live is its own first reply.
+    lead_pos = Timeline.first(tl.positions(*LEAD_TYPES), since_lead)
+    answered_live = (instances["lead_type"].astype("string") == "call").to_numpy() & (
+        tl.value_at(lead_pos) > 0
+    )
+    first_reply = Timeline.first(tl.positions(*REPLIES), since_lead)
+    replied = answered_live | (first_reply >= 0)
+    waited_ns = np.where(first_reply >= 0, tl.ts_at(first_reply), pit.cutoff) - pit.anchor
+    cols["first_response_minutes"] = np.where(answered_live, 0.0, waited_ns / _NS_MIN)
+    cols["responded_before_cutoff"] = replied.astype(float)
+    cols["responded_within_sla"] = (
+        replied & (cols["first_response_minutes"] <= params.response_sla_minutes)
+    ).astype(float)
+    for name, etype in (
+        ("outbound_calls", "outbound_call"),
+        ("texts_sent", "sms_sent"),
+        ("emails_sent", "email_sent"),
+        ("missed_calls", "missed_call"),
+    ):
+        cols[name] = Timeline.count(tl.positions(etype), since_lead).astype(float)
+    last_reply = Timeline.last(tl.positions("sms_replied"), since_lead)
+    after_reply = Window(lo=np.maximum(since_lead.lo, last_reply + 1), hi=since_lead.hi)
+    cols["unanswered_texts"] = Timeline.count(tl.positions("sms_sent"), after_reply).astype(float)
+    calls = tl.positions("outbound_call")
+    talked = Timeline.count(calls[tl.value[calls] > 0], since_lead)
+    customer_replies = Timeline.count(tl.positions("sms_replied", "email_opened"), since_lead)
+    cols["customer_engaged"] = (answered_live | (talked > 0) | (customer_replies > 0)).astype(float)
+    created = Timeline.count(tl.positions("crm_task_created"), since_lead)
+    completed = Timeline.count(tl.positions("crm_task_completed"), since_lead)
+    cols["crm_tasks_open"] = np.maximum(created - completed, 0).astype(float)
+    cols["trade_in_without_follow_up"] = pit.submitted_without(
+        "trade_in_tool", pit.tasks_of_kind("trade_in_follow_up")
+    )
+    cols["credit_app_without_next_step"] = pit.submitted_without(
+        "credit_application", pit.tasks_of_kind("credit_follow_up"), tl.positions("appointment_set")
+    )
+    return _assemble(instances, "lead_leakage", cols)
+
+
+def build_no_show_features(
+    events: pd.DataFrame | Timeline, instances: pd.DataFrame, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """Features of each booked appointment as known at its cutoff: confirmation, vehicle,
+    history, reminders and context. Refuses instances missing required columns."""
+    tl, pit = _prepare(events, instances, "no_show")
+    booked = to_ns(instances["booked_ts"])
+    since_booking = pit.window(booked)
+    cols = {**_research(pit, tl), **_context(pit, tl, "no_show")}
+    kind = instances["appointment_kind"].astype("string")
+    cols["appointment_kind"] = kind.to_numpy()
+    cols["appointment_lead_days"] = (to_ns(instances["scheduled_ts"]) - booked) / _NS_DAY
+    cols["rescheduled"] = instances["rescheduled"].astype(bool).to_numpy(dtype=float)
+    # Confirmations are matched to this appointment by id, and count only before the cutoff.
+    conf = tl.positions("appointment_confirmation_sent")
+    conf_channel = tl.channel[conf]
+    sent = pd.DataFrame(
+        {
+            "instance_id": tl.attribute(conf, "appointment_id"),
+            "ts": tl.ts[conf],
+            "channel": np.where(
+                conf_channel >= 0, tl.channel_names[np.maximum(conf_channel, 0)], "unknown"
+            ),
+        }
+    )
+    positions = instances[["instance_id"]].reset_index(drop=True).reset_index()
+    joined = positions.merge(sent, on="instance_id")
+    joined = joined[joined["ts"] < pit.cutoff[joined["index"].to_numpy()]]
+    first = joined.sort_values(["index", "ts"]).drop_duplicates("index").set_index("index")
+    channel = first["channel"].reindex(range(len(instances)))
+    cols["confirmation_sent"] = channel.notna().to_numpy(dtype=float)
+    cols["confirmation_channel"] = channel.fillna("none").to_numpy()
+    cols["customer_confirmed"] = (
+        Timeline.count(tl.positions("sms_replied"), since_booking) > 0
+    ).astype(float)
+    specific = (kind == "sales").to_numpy() & instances["vehicle_id"].notna().to_numpy()
+    cols["specific_vehicle"] = specific.astype(float)
+    cols["vehicle_on_hold"] = (
+        Timeline.count(tl.positions("vehicle_hold_placed"), since_booking) > 0
+    ).astype(float)
+    cols["vehicle_status_changed"] = (
+        Timeline.count(tl.positions("vehicle_status_changed"), since_booking) > 0
+    ).astype(float)
+    cols["prior_appointments_kept"] = pit.count("appointment_showed")
+    cols["owns_vehicle_from_group"] = (pit.count("vehicle_delivery") > 0).astype(float)
+    cols["online_booking_abandons"] = Timeline.count(pit.abandoned_bookings(), pit.recent(14))
+    cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, pit.window())
+    return _assemble(instances, "no_show", cols)
+
+
+def build_service_defection_features(
+    events: pd.DataFrame | Timeline, instances: pd.DataFrame, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """Features of each delivery as known at its cutoff: onboarding to service, reminders,
+    recalls, satisfaction and context. Refuses instances missing required columns."""
+    tl, pit = _prepare(events, instances, "service_defection")
+    since_delivery = pit.window(pit.anchor)
+    cols = _context(pit, tl, "service_defection")
+    cols["delivery_education_done"] = (
+        Timeline.count(tl.positions("delivery_education"), since_delivery) > 0
+    ).astype(float)
+    first_day = tl.window(pit.cust, pit.anchor, np.minimum(pit.anchor + _NS_DAY, pit.cutoff))
+    cols["first_service_booked_at_delivery"] = (
+        Timeline.count(tl.positions("service_appointment_set"), first_day) > 0
+    ).astype(float)
+    cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, since_delivery)
+    recall = Timeline.last(tl.positions("recall_notice"), pit.window())
+    recall_ts = np.where(recall >= 0, tl.ts_at(recall), pit.cutoff).astype(np.int64)
+    repaired = Timeline.count(tl.positions("repair_order_opened"), pit.window(recall_ts))
+    cols["open_recall"] = ((recall >= 0) & (repaired == 0)).astype(float)
+    surveys = tl.positions("csi_survey")
+    sales_surveys = surveys[
+        (tl.attribute(surveys, "survey") == "sales").fillna(False).to_numpy(dtype=bool)
+    ]
+    cols["sales_csi_score"] = tl.value_at(Timeline.last(sales_surveys, since_delivery))
+    cols["used_vehicle"] = (
+        (instances["vehicle_condition"].astype("string") == "used")
+        .fillna(False)
+        .to_numpy(dtype=float)
+    )
+    before_delivery = tl.window(pit.cust, None, pit.anchor)
+    cols["prior_service_visits"] = Timeline.count(
+        tl.positions("repair_order_opened"), before_delivery
+    ).astype(float)
+    cols["online_booking_abandons"] = Timeline.count(pit.abandoned_bookings(), since_delivery)
+    return _assemble(instances, "service_defection", cols)
+
+
+BUILDERS: dict[
+    Task, Callable[[pd.DataFrame | Timeline, pd.DataFrame, TaskParams | None], pd.DataFrame]
+] = {
+    "lead_leakage": build_lead_leakage_features,
+    "no_show": build_no_show_features,
+    "service_defection": build_service_defection_features,
+}

@@ -1,0 +1,205 @@
+"""Prediction instances and their labels, one table per task.
+
+Every table has ``instance_id``, ``customer_id``, ``dealer_group_id``, ``rooftop_id``,
+``marketing_source``, ``anchor_ts`` (the event the instance is about), ``cutoff_ts`` (the
+prediction moment) and ``label`` (null while the outcome is not yet knowable), plus a few
+task columns known at the cutoff. Labels look into the future on purpose; features never do.
+
+How outcomes count:
+- lead_leakage: 1 when no sales appointment is set and no showroom visit happens in
+  ``(lead, lead + window]``.
+- no_show: one instance per booking (``appointment_set``, ``service_appointment_set``, and the
+  new booking an ``appointment_rescheduled`` creates). 1 for ``appointment_no_show``; 0 for a
+  show, a cancellation, or a reschedule (the customer engaged; the new time is a new instance).
+- service_defection: 1 when no repair order opens at any rooftop of the group in
+  ``(delivery, delivery + window]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cjm_ml.features.timeline import Timeline, to_ns
+from cjm_ml.params import Task, TaskParams
+
+LEAD_TYPES = ("lead_form", "lead_call", "lead_chat", "lead_third_party")
+BOOKING_TYPES = ("appointment_set", "service_appointment_set", "appointment_rescheduled")
+INSTANCE_COLUMNS = (
+    "instance_id",
+    "customer_id",
+    "dealer_group_id",
+    "rooftop_id",
+    "marketing_source",
+    "anchor_ts",
+    "cutoff_ts",
+    "label",
+)
+_NS_DAY = 86_400 * 1_000_000_000
+_NS_MIN = 60 * 1_000_000_000
+_NS_HOUR = 60 * _NS_MIN
+
+
+class NoInstancesError(ValueError):
+    """The events hold nothing this task can predict on."""
+
+
+def _anchor_frame(tl: Timeline, positions: np.ndarray) -> pd.DataFrame:
+    """Instance columns taken from anchor events at ``positions`` of the timeline."""
+    return pd.DataFrame(
+        {
+            "instance_id": tl.column(positions, "event_id").astype("string"),
+            "customer_id": tl.column(positions, "customer_id").astype("string"),
+            "dealer_group_id": tl.column(positions, "dealer_group_id").astype("string"),
+            "rooftop_id": tl.column(positions, "rooftop_id").astype("string"),
+            "marketing_source": tl.column(positions, "source").astype("string"),
+            "anchor_ts": pd.to_datetime(tl.ts[positions], utc=True),
+        }
+    )
+
+
+def _ts(ns: np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(ns.astype("int64"), utc=True))
+
+
+def _finish(
+    df: pd.DataFrame, label: np.ndarray, known: np.ndarray, as_of_ns: int, task: Task
+) -> pd.DataFrame:
+    df["label"] = pd.array(np.where(known, label, pd.NA), dtype="Int8")
+    cutoff = to_ns(df["cutoff_ts"])
+    df = df[cutoff <= as_of_ns]
+    if df.empty:
+        raise NoInstancesError(f"{task}: no instance has reached its prediction moment by as_of")
+    extra = [c for c in df.columns if c not in INSTANCE_COLUMNS]
+    return df[[*INSTANCE_COLUMNS, *extra]].sort_values("instance_id", ignore_index=True)
+
+
+def build_instances(
+    events: pd.DataFrame | Timeline,
+    task: Task,
+    params: TaskParams | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """The task's prediction instances with labels, from the canonical events.
+
+    ``as_of`` is the moment the data was extracted (default: the last event); instances whose
+    cutoff is later are left out, and labels whose window has not closed by then are null.
+    Raises ``NoInstancesError`` naming what is missing when the events hold no instance.
+    """
+    params = params or TaskParams()
+    tl = events if isinstance(events, Timeline) else Timeline(events)
+    if len(tl) == 0:
+        raise NoInstancesError(f"{task}: the events table is empty")
+    as_of_ns = int(tl.ts.max()) if as_of is None else int(to_ns(pd.Series([as_of]))[0])
+    if task == "lead_leakage":
+        return _lead_instances(tl, params, as_of_ns)
+    if task == "no_show":
+        return _appointment_instances(tl, params, as_of_ns)
+    if task == "service_defection":
+        return _delivery_instances(tl, params, as_of_ns)
+    raise ValueError(f"unknown task {task!r}; expected lead_leakage, no_show or service_defection")
+
+
+def _lead_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
+    pos = tl.positions(*LEAD_TYPES)
+    if len(pos) == 0:
+        raise NoInstancesError(
+            "lead_leakage: the events hold no lead "
+            "(lead_form, lead_call, lead_chat, lead_third_party)"
+        )
+    df = _anchor_frame(tl, pos)
+    lead_ns = tl.ts[pos]
+    p = params.lead_leakage
+    df["cutoff_ts"] = _ts(lead_ns + int(p.cutoff_after_lead_minutes * _NS_MIN))
+    df["lead_type"] = tl.column(pos, "event_type").astype("string").str.removeprefix("lead_")
+    window_end = lead_ns + int(p.window_days * _NS_DAY)
+    nxt = Timeline.count(
+        tl.positions("appointment_set", "showroom_visit"),
+        tl.window(tl.cust[pos], lead_ns + 1, window_end + 1),
+    )
+    return _finish(df, (nxt == 0).astype(int), window_end <= as_of_ns, as_of_ns, "lead_leakage")
+
+
+def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
+    pos = tl.positions(*BOOKING_TYPES)
+    if len(pos) == 0:
+        raise NoInstancesError(
+            "no_show: the events hold no booking "
+            "(appointment_set, service_appointment_set, appointment_rescheduled)"
+        )
+    df = _anchor_frame(tl, pos)
+    appointment_id = tl.attribute(pos, "appointment_id")
+    scheduled = pd.to_datetime(tl.attribute(pos, "scheduled_ts"), utc=True, errors="coerce")
+    unusable = appointment_id.isna() | scheduled.isna()
+    if unusable.all():
+        raise NoInstancesError(
+            "no_show: no booking carries both 'appointment_id' and 'scheduled_ts' in attributes"
+        )
+    booked_ns = tl.ts[pos]
+    scheduled_ns = to_ns(scheduled.fillna(pd.Timestamp(0, tz="UTC")))
+    cutoff = np.maximum(
+        booked_ns, scheduled_ns - int(params.no_show.cutoff_before_start_hours * _NS_HOUR)
+    )
+    etype = tl.column(pos, "event_type").astype("string")
+    df["instance_id"] = appointment_id
+    df["booked_ts"] = df["anchor_ts"]
+    df["scheduled_ts"] = _ts(scheduled_ns)
+    df["cutoff_ts"] = _ts(cutoff)
+    df["appointment_kind"] = np.where(etype == "service_appointment_set", "service", "sales")
+    df["rescheduled"] = (etype == "appointment_rescheduled").to_numpy()
+    df["vehicle_id"] = tl.column(pos, "vehicle_id").astype("string")
+    df = df[~unusable.to_numpy()].drop_duplicates("instance_id", keep="first")
+    # Outcomes, matched by appointment id.
+    outcomes = []
+    for etype_name, label in (
+        ("appointment_no_show", 1),
+        ("appointment_showed", 0),
+        ("appointment_cancelled", 0),
+    ):
+        p = tl.positions(etype_name)
+        outcomes.append(
+            pd.DataFrame(
+                {
+                    "instance_id": tl.attribute(p, "appointment_id"),
+                    "outcome_ns": tl.ts[p],
+                    "y": label,
+                }
+            )
+        )
+    p = tl.positions("appointment_rescheduled")
+    outcomes.append(
+        pd.DataFrame(
+            {"instance_id": tl.attribute(p, "rescheduled_from"), "outcome_ns": tl.ts[p], "y": 0}
+        )
+    )
+    first = (
+        pd.concat(outcomes, ignore_index=True)
+        .dropna(subset=["instance_id"])
+        .sort_values("outcome_ns", kind="stable")
+        .drop_duplicates("instance_id", keep="first")
+        .set_index("instance_id")
+    )
+    y = first["y"].reindex(df["instance_id"]).to_numpy()
+    when = first["outcome_ns"].reindex(df["instance_id"]).to_numpy()
+    known = ~np.isnan(y) & (when <= as_of_ns)
+    return _finish(df, np.nan_to_num(y).astype(int), known, as_of_ns, "no_show")
+
+
+def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
+    pos = tl.positions("vehicle_delivery")
+    if len(pos) == 0:
+        raise NoInstancesError("service_defection: the events hold no vehicle_delivery")
+    df = _anchor_frame(tl, pos)
+    p = params.service_defection
+    delivery_ns = tl.ts[pos]
+    df["cutoff_ts"] = _ts(delivery_ns + int(p.cutoff_after_delivery_days * _NS_DAY))
+    df["vehicle_id"] = tl.column(pos, "vehicle_id").astype("string")
+    df["vehicle_condition"] = tl.attribute(pos, "condition")
+    window_end = delivery_ns + int(p.window_days * _NS_DAY)
+    returned = Timeline.count(
+        tl.positions("repair_order_opened"),
+        tl.window(tl.cust[pos], delivery_ns + 1, window_end + 1),
+    )
+    return _finish(
+        df, (returned == 0).astype(int), window_end <= as_of_ns, as_of_ns, "service_defection"
+    )

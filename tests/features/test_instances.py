@@ -1,0 +1,141 @@
+"""Instances and labels: one-to-one with the simulator's truth, and clear errors on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cjm_ml.cli import app
+from cjm_ml.features.instances import NoInstancesError, build_instances
+from cjm_ml.features.pipeline import build_feature_table
+from cjm_ml.features.timeline import MissingColumnsError, Timeline
+from cjm_ml.io import read_parquet_metadata
+from cjm_ml.params import TASKS
+from cjm_ml.simulation import SimulatedGroup
+from tests.features.journeys import at, events
+
+
+def test_feature_tables_join_one_to_one_with_the_truth(small_group: SimulatedGroup) -> None:
+    config = small_group.config
+    as_of = pd.Timestamp(config.start) + pd.Timedelta(days=config.days)
+    timeline = Timeline(small_group.events)
+    for task in TASKS:
+        table = build_feature_table(timeline, task, as_of=as_of)
+        truth = small_group.truth[task]
+        joined = table.merge(
+            truth,
+            on="instance_id",
+            how="outer",
+            suffixes=("", "_truth"),
+            indicator=True,
+            validate="one_to_one",
+        )
+        assert (joined["_merge"] == "both").all(), task
+        assert (joined["cutoff_ts"] == joined["cutoff_ts_truth"]).all(), task
+        assert joined["label"].isna().equals(joined["label_truth"].isna()), task
+        known = joined.dropna(subset=["label"])
+        assert (known["label"] == known["label_truth"]).all(), task
+        # and the label rate agrees with the truth's own probabilities
+        assert abs(known["label"].mean() - known["true_prob"].mean()) < 0.02, task
+
+
+def test_labels_stay_null_until_the_window_closes(small_group: SimulatedGroup) -> None:
+    timeline = Timeline(small_group.events)
+    as_of = pd.Timestamp(small_group.config.start) + pd.Timedelta(days=400)
+    inst = build_instances(timeline, "service_defection", as_of=as_of)
+    assert (inst["cutoff_ts"] <= as_of).all()
+    still_open = inst["anchor_ts"] + pd.Timedelta(days=210) > as_of
+    assert inst.loc[still_open, "label"].isna().all()
+    assert inst.loc[~still_open, "label"].notna().all()
+    assert still_open.any() and (~still_open).any()
+
+
+def test_events_without_an_instance_get_a_clear_error() -> None:
+    ev = events([{"ts": at(0, "10:00"), "event_type": "vdp_view"}])
+    with pytest.raises(
+        NoInstancesError, match=r"lead_leakage: the events hold no lead \(lead_form"
+    ):
+        build_instances(ev, "lead_leakage")
+    with pytest.raises(NoInstancesError, match="no_show: the events hold no booking"):
+        build_instances(ev, "no_show")
+    with pytest.raises(
+        NoInstancesError, match="service_defection: the events hold no vehicle_delivery"
+    ):
+        build_instances(ev, "service_defection")
+
+
+def test_bookings_without_schedule_are_refused() -> None:
+    ev = events(
+        [
+            {
+                "ts": at(0, "10:00"),
+                "event_type": "appointment_set",
+                "attributes": {"appointment_id": "a-1"},
+            }
+        ]
+    )
+    with pytest.raises(NoInstancesError, match="'appointment_id' and 'scheduled_ts'"):
+        build_instances(ev, "no_show")
+
+
+def test_events_missing_a_column_are_refused_by_name() -> None:
+    ev = events([{"ts": at(0, "10:00"), "event_type": "lead_form"}]).drop(columns=["attributes"])
+    with pytest.raises(MissingColumnsError, match="missing column\\(s\\): attributes"):
+        build_feature_table(ev, "lead_leakage")
+
+
+def test_cli_features_writes_table_with_metadata(
+    tmp_path: Path, small_group: SimulatedGroup
+) -> None:
+    path = tmp_path / "events.parquet"
+    small_group.events.to_parquet(path)
+    out = tmp_path / "lead.parquet"
+    result = CliRunner().invoke(
+        app, ["features", "--task", "lead_leakage", "--events", str(path), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    meta = read_parquet_metadata(out)
+    assert meta["task"] == "lead_leakage"
+    assert '"cutoff_after_lead_minutes":120.0' in meta["params"]
+    assert '"window_days":30.0' in meta["params"]
+    table = pd.read_parquet(out)
+    assert int(meta["instances"]) == len(table)
+    assert "first_response_minutes" in table.columns
+
+
+def test_cli_features_bad_inputs(tmp_path: Path) -> None:
+    only_views = tmp_path / "views.csv"
+    pd.DataFrame(
+        [
+            {
+                "event_id": "e-1",
+                "dealer_group_id": "dg-01",
+                "rooftop_id": "rt-01",
+                "customer_id": "c-1",
+                "ts": "2025-01-01T10:00:00Z",
+                "event_type": "vdp_view",
+            }
+        ]
+    ).to_csv(only_views, index=False)
+    out = tmp_path / "out.parquet"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["features", "--task", "no_show", "--events", str(only_views), "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "views.csv: no_show: the events hold no booking" in result.output
+    result = runner.invoke(
+        app, ["features", "--task", "churn", "--events", str(only_views), "--out", str(out)]
+    )
+    assert result.exit_code == 2 and "unknown task 'churn'" in result.output
+    no_customer = tmp_path / "bad.csv"
+    pd.read_csv(only_views).drop(columns=["customer_id"]).to_csv(no_customer, index=False)
+    result = runner.invoke(
+        app, ["features", "--task", "no_show", "--events", str(no_customer), "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "column 'customer_id': required column is missing" in result.output
+    assert not out.exists()
