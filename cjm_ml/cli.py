@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import pandas as pd
 import typer
@@ -14,6 +14,7 @@ from cjm_ml.config import Settings
 from cjm_ml.events import EventValidationError, load_events
 from cjm_ml.io import write_parquet_atomic
 from cjm_ml.logs import configure_logging
+from cjm_ml.params import TASKS, Task
 
 app = typer.Typer(
     help="cjm-ml: predictive customer journeys for car dealers.",
@@ -116,37 +117,58 @@ def features(
     ] = None,
 ) -> None:
     """Build a task's point-in-time feature table with labels and write it as Parquet."""
-    from cjm_ml.features.instances import NoInstancesError
-    from cjm_ml.features.pipeline import build_feature_table, feature_table_metadata
-    from cjm_ml.params import TASKS, TaskParams
-
     if task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    as_of_ts = _parse_as_of(as_of)
+    name, as_of_ts = cast(Task, task), _parse_as_of(as_of)
+    _write_feature_tables(_load_or_exit(events), events, [name], {name: out}, as_of_ts)
+
+
+def _load_or_exit(path: Path) -> pd.DataFrame:
     try:
-        table_events = load_events(events)
+        return load_events(path)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
+
+
+def _write_feature_tables(
+    events: pd.DataFrame,
+    path: Path,
+    tasks: list[Task],
+    outs: dict[Task, Path],
+    as_of: pd.Timestamp | None = None,
+) -> None:
+    """Index the events once, then build and write each task's table (exit 1 on no instances)."""
+    from cjm_ml.features.instances import NoInstancesError
+    from cjm_ml.features.pipeline import build_feature_table, feature_table_metadata
+    from cjm_ml.features.timeline import Timeline
+    from cjm_ml.params import TaskParams
+
     params = TaskParams()
-    started = time.perf_counter()
-    try:
-        table = build_feature_table(table_events, task, params, as_of=as_of_ts)
-    except NoInstancesError as exc:
-        typer.echo(f"error: {events}: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
-    write_parquet_atomic(table, out, feature_table_metadata(table, task, params))
-    labelled = table["label"].dropna()
-    typer.echo(
-        f"{task}: {len(table):,} instances ({len(labelled):,} labelled, rate "
-        f"{labelled.astype(float).mean():.3f}) in {time.perf_counter() - started:.1f} s -> {out}"
-    )
+    timeline = Timeline(events)
+    for task in tasks:
+        started = time.perf_counter()
+        try:
+            table = build_feature_table(timeline, task, params, as_of=as_of)
+        except NoInstancesError as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(code=1) from exc
+        write_parquet_atomic(table, outs[task], feature_table_metadata(table, task, params))
+        labelled = table["label"].dropna()
+        typer.echo(
+            f"{task}: {len(table):,} instances ({len(labelled):,} labelled, rate "
+            f"{labelled.astype(float).mean():.3f}) in {time.perf_counter() - started:.1f} s "
+            f"-> {outs[task]}"
+        )
 
 
 def _parse_as_of(as_of: str | None) -> pd.Timestamp | None:
     if as_of is None:
         return None
-    ts = pd.Timestamp(as_of)
+    try:
+        ts = pd.Timestamp(as_of)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--as-of {as_of!r} is not an ISO 8601 timestamp") from exc
     if ts.tzinfo is None:
         raise typer.BadParameter(f"--as-of {as_of!r} has no timezone; give it in UTC")
     return ts
@@ -161,9 +183,13 @@ def demo(
     three feature tables."""
     out = out or Settings().demo_dir
     simulate(out=out, rooftops=6, customers=customers, seed=7, days=730, fix=None, progress=True)
-    validate(path=out / "events.parquet", out=None)
-    for task in ("lead_leakage", "no_show", "service_defection"):
-        features(task=task, events=out / "events.parquet", out=out / "features" / f"{task}.parquet")
+    path = out / "events.parquet"
+    events = _load_or_exit(path)
+    typer.echo(f"{path}: valid, {len(events):,} events")
+    tasks = list(TASKS)
+    _write_feature_tables(
+        events, path, tasks, {t: out / "features" / f"{t}.parquet" for t in tasks}
+    )
 
 
 if __name__ == "__main__":

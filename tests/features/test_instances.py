@@ -139,3 +139,25 @@ def test_cli_features_bad_inputs(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "column 'customer_id': required column is missing" in result.output
     assert not out.exists()
+
+
+def test_cli_features_refuses_a_bad_as_of(tmp_path: Path) -> None:
+    for bad, message in (
+        ("next tuesday", "not an ISO 8601 timestamp"),
+        ("2025-01-01T00:00:00", "has no timezone"),
+    ):
+        result = CliRunner().invoke(
+            app,
+            [
+                "features",
+                "--task",
+                "no_show",
+                "--events",
+                str(tmp_path / "x.csv"),
+                "--out",
+                str(tmp_path / "o.parquet"),
+                "--as-of",
+                bad,
+            ],
+        )
+        assert result.exit_code == 2 and message in result.output
