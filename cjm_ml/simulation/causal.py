@@ -66,9 +66,12 @@ def lead_leakage_terms(
     """
     waited = np.minimum(minutes_to_first_response, cutoff_minutes)
     slow = 0.5 * np.log(np.maximum(waited, sla_minutes) / sla_minutes)
-    slow = slow + 0.35 * (minutes_to_first_response > cutoff_minutes)
+    # After an hour the customer has usually contacted another dealer (a step, not a slope),
+    # and an active shopper (trade-in or credit submitted) punishes a slow reply more.
+    slow = slow + 0.3 * (waited > 60) + 0.35 * (minutes_to_first_response > cutoff_minutes)
+    slow = slow * (1 + 0.6 * submitted_trade_or_credit)
     return {
-        "base": np.full(len(intent), -1.05),
+        "base": np.full(len(intent), -1.25),
         "marketing_source": source_effect,
         "purchase_intent (hidden)": -0.6 * intent,
         "lead_kind": lead_kind_effect,
@@ -104,7 +107,9 @@ def no_show_terms(
     ``will_defect`` marks service appointments of buyers the simulator has already decided will
     not return (they cancel or miss the visit: their no-show probability is 0.5).
     """
+    # A missing confirmation matters more the further ahead the booking (people forget).
     conf_gap = np.select([confirmation == 2, confirmation == 1], [0.0, 0.4], 0.85)
+    conf_gap = conf_gap * (0.4 + 0.15 * np.minimum(lead_days, 8))
     terms = {
         "base": np.where(is_service == 1, -2.6, -1.9),
         "marketing_source": source_effect * (1 - is_service),
@@ -113,7 +118,7 @@ def no_show_terms(
         "appointment_lead_time": 0.3 * np.log1p(np.minimum(lead_days, 30)) * (1 - is_service)
         + 0.1 * np.log1p(lead_days) * is_service,
         "prior_no_shows": 0.45 * np.minimum(prior_no_shows, 3),
-        "distance": 0.012 * np.minimum(distance_km, 120),
+        "distance": 0.012 * np.minimum(distance_km, 120) + 0.5 * (distance_km > 40),
         "rescheduled": 0.25 * rescheduled,
         "no_confirmation": conf_gap * confirmation_applicable,
         "no_vehicle_hold": 0.35 * specific_vehicle * (1 - vehicle_on_hold) * (1 - is_service),
@@ -151,7 +156,8 @@ def service_defection_terms(
         "distance": 0.02 * (np.minimum(distance_km, 120) - 15),
         "used_vehicle": 0.35 * used_vehicle,
         "low_sales_csi": 0.4 * low_sales_csi,
-        "first_service_not_booked": 0.9 * (1 - first_service_booked),
+        # Unbooked owners who live far away drift to a shop near home.
+        "first_service_not_booked": (0.55 + 0.7 * (distance_km > 25)) * (1 - first_service_booked),
         "no_delivery_education": 0.35 * (1 - delivery_education),
         "reminder_channel_mismatch": 0.55 * (1 - reminder_channel_matched),
         "recall_not_notified": open_recall * np.where(recall_notified == 1, -0.5, 0.3),

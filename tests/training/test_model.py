@@ -1,0 +1,118 @@
+"""Training core: time split, calibration, behaviour of a trained model, the baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cjm_ml.features.pipeline import build_feature_table
+from cjm_ml.features.timeline import Timeline
+from cjm_ml.params import Task
+from cjm_ml.simulation import SimulatedGroup, SimulationConfig, simulate
+from cjm_ml.training.evaluate import calibration_table, capture_ratio, risk_metrics, top_share
+from cjm_ml.training.model import RiskModel, baseline_matrix, logistic_baseline
+from cjm_ml.training.split import time_split
+
+
+@pytest.fixture(scope="module")
+def tables(small_group: SimulatedGroup) -> dict[Task, pd.DataFrame]:
+    timeline = Timeline(small_group.events)
+    return {t: build_feature_table(timeline, t) for t in ("lead_leakage", "service_defection")}
+
+
+@pytest.fixture(scope="module")
+def leakage_model(tables: dict[Task, pd.DataFrame]) -> tuple[RiskModel, pd.DataFrame]:
+    split = time_split(tables["lead_leakage"])
+    return RiskModel("lead_leakage").fit(split.train, split.valid), split.test
+
+
+def test_time_split_never_tests_on_the_past(tables: dict[Task, pd.DataFrame]) -> None:
+    split = time_split(tables["lead_leakage"])
+    assert split.train["cutoff_ts"].max() < split.valid["cutoff_ts"].min()
+    assert split.valid["cutoff_ts"].max() < split.test["cutoff_ts"].min()
+    labelled = tables["lead_leakage"]["label"].notna().sum()
+    assert len(split.train) + len(split.valid) + len(split.test) == labelled
+    assert abs(len(split.test) / labelled - 0.15) < 0.01
+
+
+def test_time_split_refuses_too_little_data(tables: dict[Task, pd.DataFrame]) -> None:
+    with pytest.raises(ValueError, match="at least 50 labelled instances"):
+        time_split(tables["lead_leakage"].head(20))
+
+
+def test_calibrated_risk_means_what_it_says() -> None:
+    group = simulate(SimulationConfig(customers=40_000, seed=21))
+    split = time_split(build_feature_table(group.events, "lead_leakage"))
+    model = RiskModel("lead_leakage").fit(split.train, split.valid)
+    table = calibration_table(
+        split.test["label"].astype(int).to_numpy(), model.predict_risk(split.test)
+    )
+    # about 550 leads per decile (standard error of a rate ~0.021): within 0.07 everywhere
+    assert table["instances"].min() > 500
+    assert (table["observed"] - table["predicted"]).abs().max() < 0.07
+    assert table["observed"].iloc[-1] > table["observed"].iloc[0] + 0.4
+
+
+def test_frictions_raise_risk_and_irrelevant_fields_do_not(
+    leakage_model: tuple[RiskModel, pd.DataFrame],
+) -> None:
+    model, test = leakage_model
+    fast = test.assign(
+        first_response_minutes=5.0, responded_before_cutoff=1.0, responded_within_sla=1.0
+    )
+    slow = test.assign(
+        first_response_minutes=120.0, responded_before_cutoff=0.0, responded_within_sla=0.0
+    )
+    assert (model.predict_risk(slow) >= model.predict_risk(fast)).mean() > 0.95
+    assert model.predict_risk(slow).mean() > model.predict_risk(fast).mean() + 0.1
+    # inventory searches carry no effect in the simulator's causal model
+    shuffled = test.assign(
+        inventory_searches_7d=test["inventory_searches_7d"]
+        .sample(frac=1.0, random_state=3)
+        .to_numpy()
+    )
+    assert np.abs(model.predict_risk(shuffled) - model.predict_risk(test)).mean() < 0.02
+    renamed = test.assign(customer_id="c-other", instance_id="x")
+    assert np.array_equal(model.predict_risk(renamed), model.predict_risk(test))
+
+
+def test_first_service_not_booked_raises_defection_risk(tables: dict[Task, pd.DataFrame]) -> None:
+    split = time_split(tables["service_defection"])
+    model = RiskModel("service_defection").fit(split.train, split.valid)
+    booked = model.predict_risk(split.test.assign(first_service_booked_at_delivery=1.0))
+    not_booked = model.predict_risk(split.test.assign(first_service_booked_at_delivery=0.0))
+    assert not_booked.mean() > booked.mean() + 0.05
+
+
+def test_unseen_category_levels_become_missing_not_errors(
+    leakage_model: tuple[RiskModel, pd.DataFrame],
+) -> None:
+    model, test = leakage_model
+    risk = model.predict_risk(test.head(5).assign(rooftop_id="rt-99", marketing_source="tiktok"))
+    assert np.isfinite(risk).all() and ((risk >= 0) & (risk <= 1)).all()
+    with pytest.raises(
+        ValueError, match="lead_leakage: feature table lacks first_response_minutes"
+    ):
+        model.predict_risk(test.drop(columns=["first_response_minutes"]))
+
+
+def test_baseline_fits_the_same_features(tables: dict[Task, pd.DataFrame]) -> None:
+    split = time_split(tables["lead_leakage"])
+    baseline = logistic_baseline("lead_leakage").fit(
+        baseline_matrix(split.train, "lead_leakage"), split.train["label"].astype(int)
+    )
+    risk = baseline.predict_proba(baseline_matrix(split.test, "lead_leakage"))[:, 1]
+    assert risk_metrics(split.test["label"].astype(int).to_numpy(), risk)["roc_auc"] > 0.7
+
+
+def test_metric_arithmetic_on_a_hand_made_case() -> None:
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
+    risk = np.array([0.9, 0.8, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2])
+    assert top_share(y, risk, 0.1) == (1.0, 1 / 3)  # top 1 of 10: the 0.9, a hit
+    assert top_share(y, risk, 0.2) == (0.5, 1 / 3)  # top 2: 0.9 hit, 0.8 miss
+    m = risk_metrics(y, risk)
+    # 21 positive/negative pairs; the 0.7 and 0.2 positives rank below the 0.8 negative
+    assert m["roc_auc"] == pytest.approx(19 / 21)
+    assert m["positive_rate"] == 0.3
+    assert capture_ratio(0.7, 0.75) == pytest.approx(0.8)
