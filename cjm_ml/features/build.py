@@ -18,11 +18,9 @@ import pandas as pd
 
 from cjm_ml.features.instances import LEAD_TYPES
 from cjm_ml.features.registry import features_for
-from cjm_ml.features.timeline import Timeline, Window, to_ns
+from cjm_ml.features.timeline import NS_DAY, NS_MIN, Timeline, Window, to_ns
 from cjm_ml.params import Task, TaskParams
 
-_NS_MIN = 60 * 1_000_000_000
-_NS_DAY = 1440 * _NS_MIN
 #: Dealer outreach that counts as "contact" for days_since_last_contact.
 OUTREACH = (
     "outbound_call",
@@ -65,15 +63,19 @@ class _PointInTime:
 
     def recent(self, days: float) -> Window:
         """Each customer's events in the ``days`` before the cutoff."""
-        return self.window(self.cutoff - int(days * _NS_DAY))
+        return self.window(self.cutoff - int(days * NS_DAY))
 
     def count(self, *types: str, start: np.ndarray | None = None) -> np.ndarray:
         """How many events of these types in ``[start, cutoff)``."""
         return Timeline.count(self.tl.positions(*types), self.window(start)).astype(float)
 
+    def any(self, window: Window, *types: str) -> np.ndarray:
+        """1.0 where at least one event of these types falls in the window, else 0.0."""
+        return (Timeline.count(self.tl.positions(*types), window) > 0).astype(float)
+
     def days_before_cutoff(self, pos: np.ndarray) -> np.ndarray:
         """Days from the event at ``pos`` to the cutoff (NaN where there is none)."""
-        return (self.cutoff - self.tl.ts_at(pos)) / _NS_DAY
+        return (self.cutoff - self.tl.ts_at(pos)) / NS_DAY
 
     def abandoned_bookings(self) -> np.ndarray:
         """Positions of online scheduling sessions left without a booking (value 0)."""
@@ -101,7 +103,7 @@ def _prepare(
     missing = [c for c in (*_REQUIRED, *_TASK_REQUIRED[task]) if c not in instances.columns]
     if missing:
         raise ValueError(f"{task} instances are missing column(s): {', '.join(missing)}")
-    tl = events if isinstance(events, Timeline) else Timeline(events)
+    tl = Timeline.of(events)
     return tl, _PointInTime(tl, instances)
 
 
@@ -132,15 +134,9 @@ def _research(pit: _PointInTime, tl: Timeline) -> dict[str, np.ndarray]:
         "inventory_searches_7d": Timeline.count(tl.positions("inventory_search"), week).astype(
             float
         ),
-        "used_payment_calculator": (
-            Timeline.count(tl.positions("payment_calculator"), month) > 0
-        ).astype(float),
-        "submitted_trade_in": (Timeline.count(tl.positions("trade_in_tool"), month) > 0).astype(
-            float
-        ),
-        "online_credit_app": (Timeline.count(tl.positions("credit_application"), month) > 0).astype(
-            float
-        ),
+        "used_payment_calculator": pit.any(month, "payment_calculator"),
+        "submitted_trade_in": pit.any(month, "trade_in_tool"),
+        "online_credit_app": pit.any(month, "credit_application"),
     }
 
 
@@ -161,10 +157,8 @@ def _assemble(instances: pd.DataFrame, task: Task, columns: dict[str, np.ndarray
         if spec.name in ("rooftop_id", "marketing_source"):
             out[spec.name] = out[spec.name].astype("string").fillna("unknown")
         elif spec.unit == "category":
-            out[spec.name] = (
-                pd.Series(columns[spec.name], dtype="string").fillna("unknown").to_numpy()
-            )
-            out[spec.name] = out[spec.name].astype("string")
+            values = pd.Series(columns[spec.name], dtype="string").fillna("unknown")
+            out[spec.name] = values.array
         else:
             out[spec.name] = np.asarray(columns[spec.name], dtype=float)
     return out
@@ -192,7 +186,7 @@ def build_lead_leakage_features(
     first_reply = Timeline.first(tl.positions(*REPLIES), since_lead)
     replied = answered_live | (first_reply >= 0)
     waited_ns = np.where(first_reply >= 0, tl.ts_at(first_reply), pit.cutoff) - pit.anchor
-    cols["first_response_minutes"] = np.where(answered_live, 0.0, waited_ns / _NS_MIN)
+    cols["first_response_minutes"] = np.where(answered_live, 0.0, waited_ns / NS_MIN)
     cols["responded_before_cutoff"] = replied.astype(float)
     cols["responded_within_sla"] = (
         replied & (cols["first_response_minutes"] <= params.response_sla_minutes)
@@ -234,7 +228,7 @@ def build_no_show_features(
     cols = {**_research(pit, tl), **_context(pit, tl, "no_show")}
     kind = instances["appointment_kind"].astype("string")
     cols["appointment_kind"] = kind.to_numpy()
-    cols["appointment_lead_days"] = (to_ns(instances["scheduled_ts"]) - booked) / _NS_DAY
+    cols["appointment_lead_days"] = (to_ns(instances["scheduled_ts"]) - booked) / NS_DAY
     cols["rescheduled"] = instances["rescheduled"].astype(bool).to_numpy(dtype=float)
     # Confirmations are matched to this appointment by id, and count only before the cutoff.
     conf = tl.positions("appointment_confirmation_sent")
@@ -255,19 +249,13 @@ def build_no_show_features(
     channel = first["channel"].reindex(range(len(instances)))
     cols["confirmation_sent"] = channel.notna().to_numpy(dtype=float)
     cols["confirmation_channel"] = channel.fillna("none").to_numpy()
-    cols["customer_confirmed"] = (
-        Timeline.count(tl.positions("sms_replied"), since_booking) > 0
-    ).astype(float)
+    cols["customer_confirmed"] = pit.any(since_booking, "sms_replied")
     specific = (kind == "sales").to_numpy() & instances["vehicle_id"].notna().to_numpy()
     cols["specific_vehicle"] = specific.astype(float)
-    cols["vehicle_on_hold"] = (
-        Timeline.count(tl.positions("vehicle_hold_placed"), since_booking) > 0
-    ).astype(float)
-    cols["vehicle_status_changed"] = (
-        Timeline.count(tl.positions("vehicle_status_changed"), since_booking) > 0
-    ).astype(float)
+    cols["vehicle_on_hold"] = pit.any(since_booking, "vehicle_hold_placed")
+    cols["vehicle_status_changed"] = pit.any(since_booking, "vehicle_status_changed")
     cols["prior_appointments_kept"] = pit.count("appointment_showed")
-    cols["owns_vehicle_from_group"] = (pit.count("vehicle_delivery") > 0).astype(float)
+    cols["owns_vehicle_from_group"] = pit.any(pit.window(), "vehicle_delivery")
     cols["online_booking_abandons"] = Timeline.count(pit.abandoned_bookings(), pit.recent(14))
     cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, pit.window())
     return _assemble(instances, "no_show", cols)
@@ -281,13 +269,9 @@ def build_service_defection_features(
     tl, pit = _prepare(events, instances, "service_defection")
     since_delivery = pit.window(pit.anchor)
     cols = _context(pit, tl, "service_defection")
-    cols["delivery_education_done"] = (
-        Timeline.count(tl.positions("delivery_education"), since_delivery) > 0
-    ).astype(float)
-    first_day = tl.window(pit.cust, pit.anchor, np.minimum(pit.anchor + _NS_DAY, pit.cutoff))
-    cols["first_service_booked_at_delivery"] = (
-        Timeline.count(tl.positions("service_appointment_set"), first_day) > 0
-    ).astype(float)
+    cols["delivery_education_done"] = pit.any(since_delivery, "delivery_education")
+    first_day = tl.window(pit.cust, pit.anchor, np.minimum(pit.anchor + NS_DAY, pit.cutoff))
+    cols["first_service_booked_at_delivery"] = pit.any(first_day, "service_appointment_set")
     cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, since_delivery)
     recall = Timeline.last(tl.positions("recall_notice"), pit.window())
     recall_ts = np.where(recall >= 0, tl.ts_at(recall), pit.cutoff).astype(np.int64)

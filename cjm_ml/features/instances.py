@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cjm_ml.features.timeline import Timeline, to_ns
+from cjm_ml.features.timeline import NS_DAY, NS_HOUR, NS_MIN, Timeline, to_ns
 from cjm_ml.params import Task, TaskParams
 
 LEAD_TYPES = ("lead_form", "lead_call", "lead_chat", "lead_third_party")
@@ -35,9 +35,6 @@ INSTANCE_COLUMNS = (
     "cutoff_ts",
     "label",
 )
-_NS_DAY = 86_400 * 1_000_000_000
-_NS_MIN = 60 * 1_000_000_000
-_NS_HOUR = 60 * _NS_MIN
 
 
 class NoInstancesError(ValueError):
@@ -60,6 +57,19 @@ def _anchor_frame(tl: Timeline, positions: np.ndarray) -> pd.DataFrame:
 
 def _ts(ns: np.ndarray) -> pd.Series:
     return pd.Series(pd.to_datetime(ns.astype("int64"), utc=True))
+
+
+def _none_within(
+    tl: Timeline, anchors: np.ndarray, event_types: tuple[str, ...], window_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the anchor events at ``anchors``: 1 where none of ``event_types`` follows within
+    ``(anchor, anchor + window]``, and whether that window has ended (its end, in ns)."""
+    start = tl.ts[anchors]
+    end = start + window_ns
+    found = Timeline.count(
+        tl.positions(*event_types), tl.window(tl.cust[anchors], start + 1, end + 1)
+    )
+    return (found == 0).astype(int), end
 
 
 def _finish(
@@ -87,7 +97,7 @@ def build_instances(
     Raises ``NoInstancesError`` naming what is missing when the events hold no instance.
     """
     params = params or TaskParams()
-    tl = events if isinstance(events, Timeline) else Timeline(events)
+    tl = Timeline.of(events)
     if len(tl) == 0:
         raise NoInstancesError(f"{task}: the events table is empty")
     as_of_ns = int(tl.ts.max()) if as_of is None else int(to_ns(pd.Series([as_of]))[0])
@@ -110,14 +120,12 @@ def _lead_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataF
     df = _anchor_frame(tl, pos)
     lead_ns = tl.ts[pos]
     p = params.lead_leakage
-    df["cutoff_ts"] = _ts(lead_ns + int(p.cutoff_after_lead_minutes * _NS_MIN))
+    df["cutoff_ts"] = _ts(lead_ns + int(p.cutoff_after_lead_minutes * NS_MIN))
     df["lead_type"] = tl.column(pos, "event_type").astype("string").str.removeprefix("lead_")
-    window_end = lead_ns + int(p.window_days * _NS_DAY)
-    nxt = Timeline.count(
-        tl.positions("appointment_set", "showroom_visit"),
-        tl.window(tl.cust[pos], lead_ns + 1, window_end + 1),
+    dark, window_end = _none_within(
+        tl, pos, ("appointment_set", "showroom_visit"), int(p.window_days * NS_DAY)
     )
-    return _finish(df, (nxt == 0).astype(int), window_end <= as_of_ns, as_of_ns, "lead_leakage")
+    return _finish(df, dark, window_end <= as_of_ns, as_of_ns, "lead_leakage")
 
 
 def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
@@ -138,7 +146,7 @@ def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> p
     booked_ns = tl.ts[pos]
     scheduled_ns = to_ns(scheduled.fillna(pd.Timestamp(0, tz="UTC")))
     cutoff = np.maximum(
-        booked_ns, scheduled_ns - int(params.no_show.cutoff_before_start_hours * _NS_HOUR)
+        booked_ns, scheduled_ns - int(params.no_show.cutoff_before_start_hours * NS_HOUR)
     )
     etype = tl.column(pos, "event_type").astype("string")
     df["instance_id"] = appointment_id
@@ -192,14 +200,10 @@ def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.D
     df = _anchor_frame(tl, pos)
     p = params.service_defection
     delivery_ns = tl.ts[pos]
-    df["cutoff_ts"] = _ts(delivery_ns + int(p.cutoff_after_delivery_days * _NS_DAY))
+    df["cutoff_ts"] = _ts(delivery_ns + int(p.cutoff_after_delivery_days * NS_DAY))
     df["vehicle_id"] = tl.column(pos, "vehicle_id").astype("string")
     df["vehicle_condition"] = tl.attribute(pos, "condition")
-    window_end = delivery_ns + int(p.window_days * _NS_DAY)
-    returned = Timeline.count(
-        tl.positions("repair_order_opened"),
-        tl.window(tl.cust[pos], delivery_ns + 1, window_end + 1),
+    defected, window_end = _none_within(
+        tl, pos, ("repair_order_opened",), int(p.window_days * NS_DAY)
     )
-    return _finish(
-        df, (returned == 0).astype(int), window_end <= as_of_ns, as_of_ns, "service_defection"
-    )
+    return _finish(df, defected, window_end <= as_of_ns, as_of_ns, "service_defection")

@@ -25,7 +25,7 @@ def build_feature_table(
     ``MissingColumnsError`` when the events lack a required column.
     """
     params = params or TaskParams()
-    tl = events if isinstance(events, Timeline) else Timeline(events)
+    tl = Timeline.of(events)
     instances = build_instances(tl, task, params, as_of=as_of)
     return BUILDERS[task](tl, instances, params)
 

@@ -24,6 +24,10 @@ import pyarrow.compute as pc
 
 from cjm_ml.events import REQUIRED_COLUMNS, catalogue
 
+NS_MIN = 60 * 1_000_000_000
+NS_HOUR = 60 * NS_MIN
+NS_DAY = 24 * NS_HOUR
+
 
 @dataclass(frozen=True)
 class Window:
@@ -99,6 +103,11 @@ class Timeline:
         self.value = events["value"].to_numpy(dtype=float, na_value=np.nan)[order]
         self._events = events
         self._positions: dict[tuple[str, ...], np.ndarray] = {}
+
+    @classmethod
+    def of(cls, events: pd.DataFrame | Timeline) -> Timeline:
+        """``events`` itself when already a Timeline, else a Timeline built from the table."""
+        return events if isinstance(events, Timeline) else cls(events)
 
     @cached_property
     def _by_type(self) -> np.ndarray:
@@ -185,10 +194,6 @@ class Timeline:
     def channel_at(self, pos: np.ndarray) -> np.ndarray:
         """Channel code at each position; -1 where ``pos`` is -1 or the channel is missing."""
         return np.where(pos >= 0, self.channel[np.maximum(pos, 0)], -1)
-
-    def channel_code(self, name: str) -> int:
-        """The code of a catalogue channel."""
-        return self._channel_codes[name]
 
     @cached_property
     def channel_names(self) -> np.ndarray:
