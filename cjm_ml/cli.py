@@ -175,12 +175,96 @@ def _parse_as_of(as_of: str | None) -> pd.Timestamp | None:
 
 
 @app.command()
+def train(
+    task: Annotated[
+        str | None, typer.Option(help="lead_leakage, no_show or service_defection.")
+    ] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", help="Train all three models.")] = False,
+    features_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of <task>.parquet feature tables; default: the demo's."),
+    ] = None,
+    truth_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the simulator's truth_<task>.parquet for the ceiling; default: the "
+            "feature folder's parent, when the files are there."
+        ),
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option(help="Training parameters file (TOML); default: embedded.")
+    ] = None,
+    search: Annotated[
+        bool, typer.Option(help="Try the parameters file's [search] grid; keep the best.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train, evaluate, track and register risk models; promote a better one to champion and
+    export the champion bundle under the models directory."""
+    tasks = _tasks_or_exit(task, all_tasks)
+    settings = Settings()
+    features_dir = features_dir or settings.demo_dir / "features"
+    _train_tasks(tasks, features_dir, truth_dir or features_dir.parent, params, search, progress)
+
+
+def _tasks_or_exit(task: str | None, all_tasks: bool) -> list[Task]:
+    if all_tasks == (task is not None):
+        raise typer.BadParameter("give either --task TASK or --all")
+    if task is not None and task not in TASKS:
+        raise typer.BadParameter(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    return list(TASKS) if all_tasks else [cast(Task, task)]
+
+
+def _train_tasks(
+    tasks: list[Task],
+    features_dir: Path,
+    truth_dir: Path,
+    params: Path | None,
+    search: bool,
+    progress: bool,
+) -> None:
+    from cjm_ml.training.config import load_training_config
+    from cjm_ml.training.run import by_kind, headline, train_task
+    from cjm_ml.training.tracking import configure_tracking, describe, track
+
+    try:
+        config = load_training_config(params)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"tracking: {configure_tracking()}")
+    for name in tasks:
+        path = features_dir / f"{name}.parquet"
+        if not path.exists():
+            typer.echo(f"error: {path}: no feature table; run `cjm features` first", err=True)
+            raise typer.Exit(code=1)
+        table = pd.read_parquet(path)
+        truth_path = truth_dir / f"truth_{name}.parquet"
+        truth = pd.read_parquet(truth_path) if truth_path.exists() else None
+        try:
+            report = train_task(table, name, config, truth=truth, search=search, progress=progress)
+        except ValueError as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(code=1) from exc
+        tracked = track(report)
+        typer.echo(
+            f"\n{name}: {report.data['labelled']:,} labelled instances; test period "
+            f"{report.data['test_from']} to {report.data['test_to']} "
+            f"({report.data['test_instances']:,}); LightGBM {report.seconds['lightgbm']:.1f} s, "
+            f"logistic {report.seconds['logistic']:.1f} s"
+        )
+        typer.echo(headline(report).to_string(float_format="{:.3f}".format, na_rep=""))
+        typer.echo(by_kind(report).to_string(float_format="{:.3f}".format))
+        typer.echo(describe(tracked))
+
+
+@app.command()
 def demo(
     out: Annotated[Path | None, typer.Option(help="Folder for the demo group.")] = None,
-    customers: Annotated[int, typer.Option(min=10)] = 30_000,
+    customers: Annotated[int, typer.Option(min=10)] = 60_000,
 ) -> None:
-    """The main job on embedded defaults: simulate the demo group, validate it, and build the
-    three feature tables."""
+    """The main job on embedded defaults: simulate the demo group, validate it, build the
+    three feature tables, and train, register and export the three models."""
     out = out or Settings().demo_dir
     simulate(out=out, rooftops=6, customers=customers, seed=7, days=730, fix=None, progress=True)
     path = out / "events.parquet"
@@ -190,6 +274,7 @@ def demo(
     _write_feature_tables(
         events, path, tasks, {t: out / "features" / f"{t}.parquet" for t in tasks}
     )
+    _train_tasks(tasks, out / "features", out, None, search=False, progress=True)
 
 
 if __name__ == "__main__":

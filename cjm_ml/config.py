@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @property
+    def mlflow_dir(self) -> Path:
+        """The embedded MLflow tracking store and artifacts (unless MLFLOW_TRACKING_URI is set)."""
+        return self.data_dir / "mlflow"
+
+    @property
     def demo_dir(self) -> Path:
         """Where ``cjm demo`` puts the simulated group and everything built from it."""
         return self.data_dir / "demo"

@@ -33,6 +33,8 @@ OUTREACH = (
     "mpi_sent",
 )
 REPLIES = ("outbound_call", "sms_sent", "email_sent")
+#: The customer engaging with a dealer message: a text reply or an email opened.
+ENGAGEMENT = ("sms_replied", "email_opened")
 _REQUIRED = (
     "instance_id",
     "customer_id",
@@ -258,6 +260,9 @@ def build_no_show_features(
     cols["owns_vehicle_from_group"] = pit.any(pit.window(), "vehicle_delivery")
     cols["online_booking_abandons"] = Timeline.count(pit.abandoned_bookings(), pit.recent(14))
     cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, pit.window())
+    cols["messages_engaged_60d"] = Timeline.count(tl.positions(*ENGAGEMENT), pit.recent(60)).astype(
+        float
+    )
     return _assemble(instances, "no_show", cols)
 
 
@@ -273,6 +278,7 @@ def build_service_defection_features(
     first_day = tl.window(pit.cust, pit.anchor, np.minimum(pit.anchor + NS_DAY, pit.cutoff))
     cols["first_service_booked_at_delivery"] = pit.any(first_day, "service_appointment_set")
     cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, since_delivery)
+    cols["welcome_message_engaged"] = pit.any(since_delivery, *ENGAGEMENT)
     recall = Timeline.last(tl.positions("recall_notice"), pit.window())
     recall_ts = np.where(recall >= 0, tl.ts_at(recall), pit.cutoff).astype(np.int64)
     repaired = Timeline.count(tl.positions("repair_order_opened"), pit.window(recall_ts))

@@ -337,6 +337,15 @@ FEATURES: tuple[FeatureSpec, ...] = (
         ("no_show", "service_defection"),
     ),
     FeatureSpec(
+        "messages_engaged_60d",
+        "response",
+        "sms_replied",
+        "count",
+        "texts replied to and emails opened in the 60 days before the prediction",
+        False,
+        _APPT,
+    ),
+    FeatureSpec(
         "delivery_education_done",
         "delivery",
         "delivery_education",
@@ -361,6 +370,15 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "flag",
         "a recall notice is open with no repair order since",
         True,
+        _SVC,
+    ),
+    FeatureSpec(
+        "welcome_message_engaged",
+        "service",
+        "sms_replied",
+        "flag",
+        "the owner replied to or opened the welcome-to-service message since delivery",
+        False,
         _SVC,
     ),
     FeatureSpec(

@@ -187,6 +187,7 @@ class _Simulator:
         self.deliveries: list[dict[str, np.ndarray]] = []
         self.appt_counter = 0
         self.ro_counter = 0
+        self.engagement_calls = 0
         self.vehicle_counter = 0
 
     # ---------------------------------------------------------------------------- utilities
@@ -900,9 +901,13 @@ class _Simulator:
         )
         booked = rng.random(n) < self.p["first_service_booked_rate"][r]
         # Sales CSI survey within the first days.
-        answered = rng.random(n) < 0.45
+        # Loyal buyers answer the survey more often and score higher.
+        loyalty = self.loyalty[cust]
+        answered = rng.random(n) < causal.sigmoid(-0.2 + 0.6 * loyalty)
         t_csi = ts + rng.uniform(1, 5, n) * DAY
-        score = np.clip(np.round(8.4 + 1.3 * rng.normal(0, 1, n) + 0.6 * educ), 0, 10)
+        score = np.clip(
+            np.round(8.4 + 1.1 * rng.normal(0, 1, n) + 0.6 * educ + 0.7 * loyalty), 0, 10
+        )
         log.add(
             "csi_survey",
             cust[answered],
@@ -928,14 +933,10 @@ class _Simulator:
         pref_code = np.array([self.ch["sms"], self.ch["email"], self.ch["phone"]])[self.pref[cust]]
         other = np.array([self.ch["mail"], self.ch["mail"], self.ch["email"]])[self.pref[cust]]
         rem_channel = np.where(matched, pref_code, other)
-        log.add(
-            "service_reminder",
-            cust,
-            ts + rng.uniform(2, 6, n) * DAY,
-            r,
-            channel=rem_channel,
-            vehicle=vehicle,
-        )
+        t_welcome = ts + rng.uniform(2, 6, n) * DAY
+        log.add("service_reminder", cust, t_welcome, r, channel=rem_channel, vehicle=vehicle)
+        # Loyal owners engage with it (a reply or an open shows only on text and email).
+        self.log_engagement(cust, t_welcome, r, rem_channel, -0.5 + 1.1 * loyalty + 0.6 * matched)
 
         terms = causal.service_defection_terms(
             loyalty=self.loyalty[cust],
@@ -969,6 +970,8 @@ class _Simulator:
         # Maintenance reminders go out on the same channel choice.
         t_rem = ts + rng.uniform(120, 160, n) * DAY
         log.add("maintenance_reminder", cust, t_rem, r, channel=rem_channel, vehicle=vehicle)
+        # Owners who have already decided to go elsewhere stop engaging.
+        self.log_engagement(cust, t_rem, r, rem_channel, -0.4 + 0.9 * loyalty - 1.2 * defect)
         deadline = ts + window - 2 * DAY
         # Service bookings: first service at delivery; otherwise returning buyers book later,
         # and a few defectors come back after the window.
@@ -1001,6 +1004,24 @@ class _Simulator:
             rng,
         )
         return [first, later]
+
+    def log_engagement(
+        self,
+        cust: np.ndarray,
+        sent: np.ndarray,
+        rooftop: np.ndarray,
+        channel: np.ndarray,
+        log_odds: np.ndarray,
+    ) -> None:
+        """A reply to a text or an open of an email, hours after the message was ``sent``
+        on ``channel``, with probability ``sigmoid(log_odds)``; other channels are not tracked."""
+        rng = self.rng("engagement", self.engagement_calls)
+        self.engagement_calls += 1
+        engaged = rng.random(len(cust)) < causal.sigmoid(log_odds)
+        t = sent + rng.exponential(6, len(cust)) * HOUR
+        for reply, via in (("sms_replied", "sms"), ("email_opened", "email")):
+            m = engaged & (channel == self.ch[via])
+            self.log.add(reply, cust[m], t[m], rooftop[m], channel=via)
 
     def online_booking(
         self,

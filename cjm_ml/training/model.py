@@ -7,18 +7,25 @@ it was trained with, and the calibrator.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import expit
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
 
 from cjm_ml.features.registry import features_for
+from cjm_ml.io import atomic_dir
 from cjm_ml.params import Task
 
 
@@ -27,18 +34,23 @@ class TrainingParams(BaseModel):
     with trees x leaves x depth^2, and the scoring API explains every score."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    num_leaves: int = Field(15, ge=2)
+    num_leaves: int = Field(7, ge=2)
     max_depth: int = Field(6, ge=1)
     learning_rate: float = Field(0.05, gt=0)
-    n_estimators: int = Field(600, ge=1, description="Upper bound; early stopping picks fewer.")
+    n_estimators: int = Field(1000, ge=1, description="Upper bound; early stopping picks fewer.")
     early_stopping_rounds: int = Field(50, ge=1)
-    min_child_samples: int = Field(40, ge=1)
+    min_child_samples: int = Field(100, ge=1)
     feature_fraction: float = Field(0.9, gt=0, le=1)
     reg_lambda: float = Field(1.0, ge=0)
     balance_classes: bool = Field(
-        True, description="Weight classes equally while fitting; calibration restores the rate."
+        True,
+        description="Weight classes equally in fitting and early stopping; calibration undoes it.",
     )
     seed: int = 7
+
+
+#: Version of the bundle layout written by ``RiskModel.save``.
+BUNDLE_FORMAT = 1
 
 
 class RiskModel:
@@ -47,6 +59,7 @@ class RiskModel:
     def __init__(self, task: Task, params: TrainingParams | None = None) -> None:
         self.task = task
         self.params = params or TrainingParams()
+        self.metadata_: dict[str, Any] = {}
 
     @property
     def features(self) -> list[str]:
@@ -75,7 +88,7 @@ class RiskModel:
         y_train = train["label"].astype(int).to_numpy()
         y_valid = valid["label"].astype(int).to_numpy()
         p = self.params
-        self.booster_ = lgb.LGBMClassifier(
+        classifier = lgb.LGBMClassifier(
             objective="binary",
             num_leaves=p.num_leaves,
             max_depth=p.max_depth,
@@ -91,25 +104,81 @@ class RiskModel:
             n_jobs=2,
             verbose=-1,
         )
-        self.booster_.fit(
+        # Early stopping judges the validation period with the same class weights as training.
+        eval_weight = compute_sample_weight("balanced", y_valid) if p.balance_classes else None
+        classifier.fit(
             x_train,
             y_train,
             eval_X=(x_valid,),
             eval_y=(y_valid,),
+            eval_sample_weight=[eval_weight],
             eval_metric="binary_logloss",
             callbacks=[lgb.early_stopping(p.early_stopping_rounds, verbose=False)],
         )
-        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        self.calibrator_.fit(self.predict_raw(valid), y_valid)
+        # Keep only the trees early stopping chose: the fitted and a reloaded model are the same.
+        self.booster_ = lgb.Booster(
+            model_str=classifier.booster_.model_to_string(num_iteration=classifier.best_iteration_)
+        )
+        # Platt scaling on the validation period: monotone, so the call-list order and the AUC
+        # are exactly LightGBM's, and it undoes the class weighting's shift of the odds.
+        platt = LogisticRegression(C=1e6).fit(self.predict_raw(valid)[:, None], y_valid)
+        self.calibration_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
         return self
 
     def predict_raw(self, table: pd.DataFrame) -> np.ndarray:
-        """LightGBM's uncalibrated probability (class-weighted if balancing was on)."""
-        return np.asarray(self.booster_.predict_proba(self.matrix(table)), dtype=float)[:, 1]
+        """LightGBM's uncalibrated log-odds (class-weighted if balancing was on)."""
+        return np.asarray(self.booster_.predict(self.matrix(table), raw_score=True), dtype=float)
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated risk from raw log-odds: ``sigmoid(slope * raw + intercept)``."""
+        slope, intercept = self.calibration_
+        return np.asarray(expit(slope * np.asarray(raw, dtype=float) + intercept), dtype=float)
 
     def predict_risk(self, table: pd.DataFrame) -> np.ndarray:
         """Calibrated risk: the probability of the outcome for each row."""
-        return np.asarray(self.calibrator_.predict(self.predict_raw(table)), dtype=float)
+        return self.calibrate(self.predict_raw(table))
+
+    def save(self, folder: Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the model as a self-contained bundle: ``model.txt`` (LightGBM's own text
+        format) and ``bundle.json`` (task, features with their registry entries, category
+        levels, calibration, hyperparameters, ``metadata``). Replaces ``folder`` atomically."""
+        spec = {
+            "format": BUNDLE_FORMAT,
+            "task": self.task,
+            "features": [asdict(f) for f in features_for(self.task)],
+            "categories": self.categories_,
+            "calibration": {"slope": self.calibration_[0], "intercept": self.calibration_[1]},
+            "params": self.params.model_dump(),
+            "metadata": metadata or {},
+        }
+        with atomic_dir(folder) as tmp:
+            self.booster_.save_model(tmp / "model.txt")
+            (tmp / "bundle.json").write_text(json.dumps(spec, indent=2, default=str) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> RiskModel:
+        """Load a bundle written by ``save``; refuses one whose features differ from the
+        registry's (the model would read the wrong columns)."""
+        folder = Path(folder)
+        try:
+            spec = json.loads((folder / "bundle.json").read_text())
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{folder}: not a model bundle (no bundle.json)") from exc
+        if spec.get("format") != BUNDLE_FORMAT:
+            raise ValueError(f"{folder}: bundle format {spec.get('format')}, need {BUNDLE_FORMAT}")
+        model = cls(spec["task"], TrainingParams(**spec["params"]))
+        stored = [f["name"] for f in spec["features"]]
+        if stored != model.features:
+            raise ValueError(
+                f"{folder}: the bundle's features differ from this version's registry "
+                f"({sorted(set(stored) ^ set(model.features))}); retrain the model"
+            )
+        model.categories_ = {k: list(v) for k, v in spec["categories"].items()}
+        model.calibration_ = (spec["calibration"]["slope"], spec["calibration"]["intercept"])
+        model.booster_ = lgb.Booster(model_file=str(folder / "model.txt"))
+        model.metadata_ = dict(spec["metadata"])
+        return model
 
 
 def logistic_baseline(task: Task) -> Pipeline:

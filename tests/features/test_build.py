@@ -157,8 +157,10 @@ APPOINTMENT_JOURNEY = [
         "attributes": {"appointment_id": "a-other"},
     },
     {"ts": at(0, "10:20"), "event_type": "vehicle_hold_placed", "vehicle_id": "v-9"},
+    {"ts": at(-70, "12:00"), "event_type": "email_opened", "channel": "email"},  # > 60 days
     {"ts": at(1, "08:00"), "event_type": "sms_replied", "channel": "sms"},
     {"ts": at(2, "09:00"), "event_type": "maintenance_reminder", "channel": "email"},
+    {"ts": at(4, "15:00"), "event_type": "email_opened", "channel": "email"},  # at the cutoff
     {"ts": at(4, "15:00"), "event_type": "vehicle_status_changed", "vehicle_id": "v-9"},
     {
         "ts": at(5, "15:10"),
@@ -192,6 +194,7 @@ def test_appointment_features_by_hand() -> None:
         "owns_vehicle_from_group": 0.0,
         "online_booking_abandons": 0.0,
         "reminder_channel_matches_preference": 0.0,  # email reminder, prefers sms
+        "messages_engaged_60d": 1.0,  # the text reply; one open is too old, one at the cutoff
         "distance_to_rooftop_km": 8.0,
         "preferred_channel": "sms",
         # last outreach: the 2-day reminder at 09:00, 2 days 6 hours before the cutoff
@@ -271,7 +274,9 @@ DELIVERY_JOURNEY = [
         "value": 6,
         "attributes": {"survey": "sales"},
     },
+    {"ts": at(-3, "10:00"), "event_type": "sms_replied", "channel": "sms"},  # before delivery
     {"ts": at(3, "10:00"), "event_type": "service_reminder", "channel": "sms"},
+    {"ts": at(3, "13:00"), "event_type": "sms_replied", "channel": "sms"},
     {"ts": at(4, "10:00"), "event_type": "recall_notice", "channel": "mail"},
     {"ts": at(10, "10:00"), "event_type": "repair_order_opened", "attributes": {"ro_id": "ro-1"}},
 ]
@@ -289,6 +294,7 @@ def test_delivery_features_by_hand() -> None:
         "delivery_education_done": 1.0,
         "first_service_booked_at_delivery": 1.0,
         "open_recall": 1.0,  # the repair order after it is past the cutoff
+        "welcome_message_engaged": 1.0,  # the reply on day 3, not the one before delivery
         "sales_csi_score": 6.0,
         "used_vehicle": 1.0,
         "prior_service_visits": 1.0,

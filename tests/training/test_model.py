@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from cjm_ml.features.pipeline import build_feature_table
-from cjm_ml.features.timeline import Timeline
 from cjm_ml.params import Task
-from cjm_ml.simulation import SimulatedGroup, SimulationConfig, simulate
+from cjm_ml.simulation import SimulationConfig, simulate
 from cjm_ml.training.evaluate import calibration_table, capture_ratio, risk_metrics, top_share
 from cjm_ml.training.model import RiskModel, baseline_matrix, logistic_baseline
 from cjm_ml.training.split import time_split
-
-
-@pytest.fixture(scope="module")
-def tables(small_group: SimulatedGroup) -> dict[Task, pd.DataFrame]:
-    timeline = Timeline(small_group.events)
-    return {t: build_feature_table(timeline, t) for t in ("lead_leakage", "service_defection")}
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +113,52 @@ def test_metric_arithmetic_on_a_hand_made_case() -> None:
     assert m["roc_auc"] == pytest.approx(19 / 21)
     assert m["positive_rate"] == 0.3
     assert capture_ratio(0.7, 0.75) == pytest.approx(0.8)
+
+
+def test_a_missing_confirmation_raises_no_show_risk(tables: dict[Task, pd.DataFrame]) -> None:
+    split = time_split(tables["no_show"])
+    model = RiskModel("no_show").fit(split.train, split.valid)
+    ahead = split.test[split.test["appointment_lead_days"] >= 3]
+    sms = ahead.assign(confirmation_sent=1.0, confirmation_channel="sms")
+    none = ahead.assign(confirmation_sent=0.0, confirmation_channel="none")
+    assert model.predict_risk(none).mean() > model.predict_risk(sms).mean() + 0.03
+    assert (model.predict_risk(none) >= model.predict_risk(sms)).mean() > 0.9
+
+
+def test_a_saved_bundle_scores_exactly_like_the_fitted_model(
+    leakage_model: tuple[RiskModel, pd.DataFrame], tmp_path: Path
+) -> None:
+    model, test = leakage_model
+    folder = model.save(tmp_path / "lead_leakage", metadata={"version": "3"})
+    assert sorted(p.name for p in folder.iterdir()) == ["bundle.json", "model.txt"]
+    loaded = RiskModel.load(folder)
+    assert np.array_equal(loaded.predict_risk(test), model.predict_risk(test))
+    assert loaded.categories_ == model.categories_ and loaded.metadata_ == {"version": "3"}
+    # saving again replaces the folder whole, with no temporary folders left beside it
+    model.save(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["lead_leakage"]
+    assert RiskModel.load(folder).metadata_ == {}
+
+
+def test_a_bundle_from_another_feature_set_is_refused(
+    leakage_model: tuple[RiskModel, pd.DataFrame], tmp_path: Path
+) -> None:
+    model, _ = leakage_model
+    folder = model.save(tmp_path / "m")
+    spec = json.loads((folder / "bundle.json").read_text())
+    spec["features"] = spec["features"][1:]
+    (folder / "bundle.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="features differ from this version's registry"):
+        RiskModel.load(folder)
+    with pytest.raises(FileNotFoundError, match="not a model bundle"):
+        RiskModel.load(tmp_path / "nothing")
+
+
+def test_calibration_keeps_the_model_s_order(
+    leakage_model: tuple[RiskModel, pd.DataFrame],
+) -> None:
+    model, test = leakage_model
+    raw, risk = model.predict_raw(test), model.predict_risk(test)
+    assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(risk, kind="stable"))
+    y = test["label"].astype(int).to_numpy()
+    assert roc_auc_score(y, risk) == pytest.approx(roc_auc_score(y, raw))

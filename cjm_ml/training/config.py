@@ -1,0 +1,78 @@
+"""The training parameters file: split shares, LightGBM hyperparameters per task, the search.
+
+The embedded default is ``cjm_ml/data/training.toml``; analysts pass their own file of the same
+shape. Unknown keys are refused by name, so a typo never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cjm_ml.params import TASKS, Task
+from cjm_ml.training.model import TrainingParams
+
+
+class SplitParams(BaseModel):
+    """Shares of the labelled instances, by cutoff time, for validation and test."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    valid_share: float = Field(0.15, gt=0, lt=0.5)
+    test_share: float = Field(0.15, gt=0, lt=0.5)
+
+
+class TrainingConfig(BaseModel):
+    """Everything ``cjm train`` reads from the parameters file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    split: SplitParams = SplitParams()
+    lightgbm: dict[Task, TrainingParams]
+    search: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def candidates(self, task: Task, search: bool) -> list[TrainingParams]:
+        """The task's parameters, or every combination of the search grid applied to them."""
+        base = self.lightgbm[task]
+        if not search or not self.search:
+            return [base]
+        names = list(self.search)
+        return [
+            base.model_copy(update=dict(zip(names, values, strict=True)))
+            for values in itertools.product(*(self.search[n] for n in names))
+        ]
+
+
+def default_params_path() -> Path:
+    """The embedded parameters file."""
+    return Path(str(resources.files("cjm_ml") / "data" / "training.toml"))
+
+
+def load_training_config(path: Path | None = None) -> TrainingConfig:
+    """Read a parameters file (default: the embedded one). ``[lightgbm]`` holds the shared
+    hyperparameters; ``[lightgbm.<task>]`` tables override them for one task. Errors name the
+    file and the offending key."""
+    path = path or default_params_path()
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: parameters file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    shared = {k: v for k, v in raw.get("lightgbm", {}).items() if k not in TASKS}
+    per_task = {t: {**shared, **raw.get("lightgbm", {}).get(t, {})} for t in TASKS}
+    search = raw.get("search", {})
+    try:
+        unknown = set(search) - set(TrainingParams.model_fields)
+        if unknown:
+            raise ValueError(f"[search] has unknown hyperparameters: {', '.join(sorted(unknown))}")
+        return TrainingConfig(
+            split=SplitParams(**raw.get("split", {})),
+            lightgbm={t: TrainingParams(**v) for t, v in per_task.items()},
+            search={k: list(v) for k, v in search.items()},
+        )
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc

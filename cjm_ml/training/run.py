@@ -1,0 +1,228 @@
+"""One training run for one task: search, fit, baseline, and the test-period report.
+
+Pure apart from the fitting itself: a feature table (and optionally the simulator's truth) in,
+a ``TrainingReport`` out. Tracking and registration are ``cjm_ml.training.tracking``'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from tqdm.auto import tqdm
+
+from cjm_ml.params import Task
+from cjm_ml.training.config import TrainingConfig, load_training_config
+from cjm_ml.training.evaluate import (
+    calibration_table,
+    capture_ratio,
+    risk_metrics,
+    slice_metrics,
+)
+from cjm_ml.training.model import RiskModel, TrainingParams, baseline_matrix, logistic_baseline
+from cjm_ml.training.split import TimeSplit, time_split
+
+log = logging.getLogger(__name__)
+
+#: Columns the report slices the test period by, per task (rooftop and source always).
+SLICES: dict[Task, tuple[str, ...]] = {
+    "lead_leakage": ("rooftop_id", "marketing_source", "lead_type"),
+    "no_show": ("rooftop_id", "marketing_source", "appointment_kind"),
+    "service_defection": ("rooftop_id", "marketing_source", "vehicle_condition"),
+}
+
+
+@dataclass
+class TrainingReport:
+    """What one run produced and measured. ``metrics`` has a row per scorer (``lightgbm``,
+    ``logistic``, and ``truth`` on simulated data) and a column per metric."""
+
+    task: Task
+    model: RiskModel
+    baseline: Pipeline
+    split: TimeSplit
+    metrics: pd.DataFrame
+    calibration: pd.DataFrame
+    slices: pd.DataFrame
+    importance: pd.DataFrame
+    search: pd.DataFrame
+    data: dict[str, str | int | float]
+    seconds: dict[str, float] = field(default_factory=dict)
+    test_risk: np.ndarray = field(default_factory=lambda: np.empty(0))
+    baseline_risk: np.ndarray = field(default_factory=lambda: np.empty(0))
+    truth_risk: np.ndarray | None = None
+
+    @property
+    def auc(self) -> float:
+        """The LightGBM model's test-period ROC AUC."""
+        return float(self.metrics.loc["lightgbm", "roc_auc"])
+
+    def summary(self) -> dict[str, float]:
+        """Flat metrics for tracking: ``<scorer>_<metric>`` (capture included on simulated data)."""
+        return {
+            f"{scorer}_{name}": float(value)
+            for scorer, row in self.metrics.iterrows()
+            for name, value in row.items()
+            if pd.notna(value)
+        }
+
+
+#: The console table's columns: what ``cjm train`` prints per task.
+HEADLINE = {
+    "roc_auc": "AUC",
+    "pr_auc": "PR AUC",
+    "brier": "Brier",
+    "precision_top10": "top-10% precision",
+    "capture": "capture of ceiling",
+}
+
+
+def headline(report: TrainingReport) -> pd.DataFrame:
+    """The per-task table people read: LightGBM against the baseline (and the truth ceiling
+    on simulated data) on AUC, PR AUC, Brier, top-10% precision and capture."""
+    columns = [c for c in HEADLINE if c in report.metrics.columns]
+    table = report.metrics[columns].rename(columns=HEADLINE)
+    return table.rename(index={"lightgbm": "LightGBM", "logistic": "logistic", "truth": "ceiling"})
+
+
+def by_kind(report: TrainingReport) -> pd.DataFrame:
+    """The test period split by the task's kind (lead type, appointment kind, new or used):
+    instances, AUC against the baseline, and the ceiling and capture where known."""
+    kind = SLICES[report.task][-1]
+    rows = report.slices[report.slices["slice"] == kind].set_index("value")
+    names = {
+        "n": "instances",
+        "roc_auc": "AUC",
+        "logistic_roc_auc": "logistic AUC",
+        "truth_roc_auc": "ceiling",
+        "capture": "capture",
+    }
+    table = rows[[c for c in names if c in rows.columns]].rename(columns=names)
+    table.index.name = kind.replace("_", " ")
+    return table.astype({"instances": int})
+
+
+def fingerprint(table: pd.DataFrame) -> str:
+    """A short content hash of a feature table (row order matters: tables are built sorted)."""
+    hashed = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def _labels(frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(frame["label"].astype(int).to_numpy(), dtype=int)
+
+
+def _fit_best(
+    task: Task, split: TimeSplit, candidates: list[TrainingParams], progress: bool
+) -> tuple[RiskModel, pd.DataFrame]:
+    """Fit each candidate; keep the best by validation-period AUC (never the test period)."""
+    rows, best, best_auc = [], None, -np.inf
+    y_valid = _labels(split.valid)
+    bar = tqdm(candidates, desc=f"{task}: LightGBM", unit="fit", disable=not progress)
+    for params in bar:
+        model = RiskModel(task, params).fit(split.train, split.valid)
+        auc = risk_metrics(y_valid, model.predict_risk(split.valid))["roc_auc"]
+        rows.append({**params.model_dump(), "trees": model.booster_.num_trees(), "valid_auc": auc})
+        if auc > best_auc:
+            best, best_auc = model, auc
+    assert best is not None  # candidates is never empty
+    return best, pd.DataFrame(rows)
+
+
+def train_task(
+    table: pd.DataFrame,
+    task: Task,
+    config: TrainingConfig | None = None,
+    *,
+    truth: pd.DataFrame | None = None,
+    search: bool = False,
+    progress: bool = False,
+) -> TrainingReport:
+    """Train and evaluate one task on its feature table.
+
+    Splits by time, fits LightGBM (every search candidate when ``search``), fits the logistic
+    baseline on the same training rows, and measures both on the test period: metrics,
+    calibration deciles, slices, importance. ``truth`` (``instance_id``, ``true_prob``) adds
+    the simulator's ceiling and each model's capture of it.
+    """
+    config = config or load_training_config()
+    split = time_split(table, config.split.valid_share, config.split.test_share)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    model, searched = _fit_best(task, split, config.candidates(task, search), progress)
+    seconds["lightgbm"] = time.perf_counter() - started
+    started = time.perf_counter()
+    baseline = logistic_baseline(task).fit(baseline_matrix(split.train, task), _labels(split.train))
+    seconds["logistic"] = time.perf_counter() - started
+
+    test, y = split.test, _labels(split.test)
+    scores = {
+        "lightgbm": model.predict_risk(test),
+        "logistic": baseline.predict_proba(baseline_matrix(test, task))[:, 1],
+    }
+    if truth is not None:
+        known = test[["instance_id"]].merge(truth[["instance_id", "true_prob"]], how="left")
+        if known["true_prob"].notna().all():
+            scores["truth"] = known["true_prob"].to_numpy(dtype=float)
+        else:
+            log.warning("%s: truth lacks some test instances; no ceiling reported", task)
+    metrics = pd.DataFrame({name: risk_metrics(y, s) for name, s in scores.items()}).T
+    if "truth" in scores:
+        ceiling = metrics.loc["truth", "roc_auc"]
+        metrics["capture"] = [capture_ratio(a, ceiling) for a in metrics["roc_auc"]]
+
+    slices = pd.concat(
+        [_slice(test, scores, by) for by in SLICES[task] if by in test.columns],
+        ignore_index=True,
+    )
+    gain = model.booster_.feature_importance("gain")
+    importance = (
+        pd.DataFrame({"feature": model.features, "gain": gain, "share": gain / gain.sum()})
+        .sort_values("gain", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
+    cutoffs = {part: getattr(split, part)["cutoff_ts"] for part in ("train", "valid", "test")}
+    data: dict[str, str | int | float] = {
+        "fingerprint": fingerprint(table),
+        "instances": len(table),
+        "labelled": int(table["label"].notna().sum()),
+        "positive_rate": float(table["label"].dropna().astype(float).mean()),
+        **{f"{p}_instances": len(c) for p, c in cutoffs.items()},
+        **{f"{p}_from": str(c.min()) for p, c in cutoffs.items()},
+        **{f"{p}_to": str(c.max()) for p, c in cutoffs.items()},
+    }
+    return TrainingReport(
+        task=task,
+        model=model,
+        baseline=baseline,
+        split=split,
+        metrics=metrics,
+        calibration=calibration_table(y, scores["lightgbm"]),
+        slices=slices,
+        importance=importance,
+        search=searched,
+        data=data,
+        seconds=seconds,
+        test_risk=scores["lightgbm"],
+        baseline_risk=scores["logistic"],
+        truth_risk=scores.get("truth"),
+    )
+
+
+def _slice(test: pd.DataFrame, scores: dict[str, np.ndarray], by: str) -> pd.DataFrame:
+    """LightGBM's metrics per value of ``by``, with the baseline's and the truth's AUC beside."""
+    out = slice_metrics(test, scores["lightgbm"], by).rename(columns={by: "value"})
+    for name in ("logistic", "truth"):
+        if name in scores:
+            other = slice_metrics(test, scores[name], by)
+            out[f"{name}_roc_auc"] = other["roc_auc"].to_numpy()
+    if "truth" in scores:
+        out["capture"] = capture_ratio(out["roc_auc"], out["truth_roc_auc"])
+    out.insert(0, "slice", by)
+    out["value"] = out["value"].astype(str)
+    return out

@@ -1,0 +1,240 @@
+"""MLflow tracking, the model registry, champion promotion and the exported bundles.
+
+Embedded default: a SQLite tracking store and an artifact folder under the data directory
+(``<data_dir>/mlflow/``), no server. ``MLFLOW_TRACKING_URI`` (MLflow's own variable) points
+everything at a real MLflow server instead. Each task's model is registered under its own name;
+the ``champion`` alias moves to a new version only when it beats the current champion's AUC on
+the new run's test period.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from cjm_ml.config import Settings
+from cjm_ml.features.registry import features_for
+from cjm_ml.params import Task
+from cjm_ml.training import plots
+from cjm_ml.training.evaluate import risk_metrics
+from cjm_ml.training.model import RiskModel
+from cjm_ml.training.pyfunc import BUNDLE_ARTIFACT
+from cjm_ml.training.run import TrainingReport
+
+log = logging.getLogger(__name__)
+
+#: Registered model name per task.
+MODEL_NAMES: dict[Task, str] = {
+    "no_show": "cjm-no-show",
+    "lead_leakage": "cjm-lead-leakage",
+    "service_defection": "cjm-service-defection",
+}
+CHAMPION = "champion"
+_MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Whether a new version became the champion, and why."""
+
+    promoted: bool
+    reason: str
+    version: str
+    auc: float
+    champion_version: str | None = None
+    champion_auc: float | None = None
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """Where a training run went: its MLflow run, registered version, promotion and bundle."""
+
+    run_id: str
+    model_name: str
+    promotion: Promotion
+    bundle: Path | None
+
+
+def configure_tracking(settings: Settings | None = None) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store under
+    the data directory (created on first use). Returns the URI in use."""
+    settings = settings or Settings()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = _server_uri()
+    if uri is None:
+        folder = settings.mlflow_dir.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        _EMBEDDED.add(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+#: Embedded store URIs this process configured. ``mlflow.set_tracking_uri`` also exports
+#: MLFLOW_TRACKING_URI, so the variable alone cannot tell a user's server from our own store.
+_EMBEDDED: set[str] = set()
+
+
+def _server_uri() -> str | None:
+    """The MLflow server the user pointed us at with MLFLOW_TRACKING_URI, if any."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return uri if uri and uri not in _EMBEDDED else None
+
+
+def _experiment(task: Task, settings: Settings) -> str:
+    """The task's experiment id; a new one keeps artifacts beside the embedded store."""
+    name = MODEL_NAMES[task]
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if mlflow.get_tracking_uri() in _EMBEDDED:
+        location = (settings.mlflow_dir / "artifacts").resolve().as_uri()
+    return str(mlflow.create_experiment(name, artifact_location=location))
+
+
+def champion(client: MlflowClient, task: Task) -> RiskModel | None:
+    """The task's current champion, loaded from the registry (None if there is none yet)."""
+    try:
+        version = client.get_model_version_by_alias(MODEL_NAMES[task], CHAMPION)
+    except MlflowException:
+        return None
+    return _load_version(MODEL_NAMES[task], str(version.version))
+
+
+def _load_version(name: str, version: str) -> RiskModel:
+    folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    model = RiskModel.load(Path(folder) / "artifacts" / BUNDLE_ARTIFACT)
+    model.metadata_.update(model_name=name, version=version)
+    return model
+
+
+def decide_promotion(report: TrainingReport, version: str, current: RiskModel | None) -> Promotion:
+    """Promote when there is no champion, or when the new model's AUC beats the champion's on
+    the same test period (the new run's); a tie keeps the champion."""
+    auc = report.auc
+    if current is None:
+        return Promotion(True, "first version: no champion yet", version, auc)
+    test = report.split.test
+    try:
+        risk = current.predict_risk(test)
+    except ValueError as exc:
+        reason = f"champion cannot score this feature table ({exc}); replaced"
+        return Promotion(True, reason, version, auc, current.metadata_.get("version"))
+    champ_auc = risk_metrics(test["label"].astype(int).to_numpy(), risk)["roc_auc"]
+    champ_version = current.metadata_.get("version")
+    period = f"{report.data['test_from']} to {report.data['test_to']}"
+    if auc > champ_auc:
+        reason = f"AUC {auc:.4f} beats champion v{champ_version} ({champ_auc:.4f}) on {period}"
+        return Promotion(True, reason, version, auc, champ_version, champ_auc)
+    reason = f"AUC {auc:.4f} does not beat champion v{champ_version} ({champ_auc:.4f}) on {period}"
+    return Promotion(False, reason, version, auc, champ_version, champ_auc)
+
+
+def track(
+    report: TrainingReport, settings: Settings | None = None, *, export: bool = True
+) -> TrackedRun:
+    """Log a training run to MLflow, register its model, promote it if it is better, and
+    export the (possibly unchanged) champion as a bundle under the models directory."""
+    settings = settings or Settings()
+    configure_tracking(settings)
+    task, name = report.task, MODEL_NAMES[report.task]
+    client = MlflowClient()
+    current = champion(client, task)
+    with (
+        mlflow.start_run(experiment_id=_experiment(task, settings), run_name=task) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        mlflow.log_params(
+            {
+                **report.model.params.model_dump(),
+                **{f"data.{k}": v for k, v in report.data.items()},
+                "trees": report.model.booster_.num_trees(),
+            }
+        )
+        mlflow.log_metrics(report.summary())
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in report.seconds.items()})
+        mlflow.log_dict({"features": [asdict(f) for f in features_for(task)]}, "features.json")
+        for part in ("calibration", "slices", "importance", "search"):
+            mlflow.log_text(getattr(report, part).to_csv(index=False), f"report/{part}.csv")
+        for part, figure in (
+            ("roc", plots.roc_figure(report)),
+            ("calibration", plots.calibration_figure(report)),
+            ("importance", plots.importance_figure(report)),
+        ):
+            mlflow.log_figure(figure, f"plots/{part}.png")
+        bundle = report.model.save(
+            Path(tmp) / BUNDLE_ARTIFACT,
+            metadata={"run_id": run.info.run_id, "metrics": report.summary(), "data": report.data},
+        )
+        sample = report.model.matrix(report.split.test.head(50))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(_MODEL_CODE),
+            artifacts={BUNDLE_ARTIFACT: str(bundle)},
+            registered_model_name=name,
+            signature=infer_signature(
+                _signature_frame(sample), report.model.predict_risk(report.split.test.head(50))
+            ),
+            input_example=_signature_frame(sample.head(3)),
+            pip_requirements=_requirements(),
+        )
+        version = str(info.registered_model_version)
+        promotion = decide_promotion(report, version, current)
+        mlflow.set_tags(
+            {"promoted": str(promotion.promoted).lower(), "promotion_reason": promotion.reason}
+        )
+        if promotion.champion_auc is not None:
+            mlflow.log_metric("champion_roc_auc_same_test", promotion.champion_auc)
+    client.set_model_version_tag(name, version, "promotion_reason", promotion.reason)
+    if promotion.promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    log.info("%s v%s: %s", name, version, promotion.reason)
+    path = export_champion(task, settings) if export else None
+    return TrackedRun(run.info.run_id, name, promotion, path)
+
+
+def export_champion(task: Task, settings: Settings | None = None) -> Path:
+    """Write the task's champion as a self-contained bundle to ``<models_dir>/<task>/``
+    (atomically), with its registered name and version in the metadata."""
+    settings = settings or Settings()
+    configure_tracking(settings)
+    model = champion(MlflowClient(), task)
+    if model is None:
+        raise LookupError(f"{MODEL_NAMES[task]} has no champion yet; train it first")
+    return model.save(settings.models_dir / task, metadata=model.metadata_)
+
+
+def _signature_frame(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows as MLflow sees them: categoricals as plain strings."""
+    frame = matrix.copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype("string").astype(object)
+    return frame
+
+
+def _requirements() -> list[str]:
+    """The installed versions of what the pyfunc model imports (no slow inference)."""
+    from importlib.metadata import version
+
+    names = ("cjm-ml", "lightgbm", "numpy", "pandas", "pyarrow", "scikit-learn", "mlflow")
+    return [f"{n}=={version(n)}" for n in names]
+
+
+def describe(tracked: TrackedRun) -> str:
+    """One line for the console: version, promotion decision and the bundle path."""
+    p = tracked.promotion
+    verdict = "promoted to champion" if p.promoted else "not promoted"
+    where = f"; bundle {tracked.bundle}" if tracked.bundle else ""
+    return f"{tracked.model_name} v{p.version}: {verdict} ({p.reason}){where}"

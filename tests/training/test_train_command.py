@@ -1,0 +1,82 @@
+"""`cjm train`: the analyst's command, end to end on small tables, and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cjm_ml.cli import app
+from cjm_ml.params import Task
+from cjm_ml.simulation import SimulatedGroup
+
+
+@pytest.fixture
+def workspace(
+    tables: dict[Task, pd.DataFrame],
+    small_group: SimulatedGroup,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CJM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CJM_MODELS_DIR", str(tmp_path / "models"))
+    features = tmp_path / "group" / "features"
+    features.mkdir(parents=True)
+    tables["service_defection"].to_parquet(features / "service_defection.parquet")
+    small_group.truth["service_defection"].to_parquet(
+        tmp_path / "group" / "truth_service_defection.parquet"
+    )
+    return tmp_path
+
+
+def test_train_prints_the_table_registers_and_exports(workspace: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--task",
+            "service_defection",
+            "--features-dir",
+            str(workspace / "group" / "features"),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"tracking: sqlite:///{(workspace / 'data' / 'mlflow').resolve()}/mlflow.db" in (
+        result.output
+    )
+    header = next(line for line in result.output.splitlines() if "capture of ceiling" in line)
+    assert header.split() == [
+        "AUC",
+        "PR",
+        "AUC",
+        "Brier",
+        "top-10%",
+        "precision",
+        "capture",
+        "of",
+        "ceiling",
+    ]
+    assert any(line.startswith("ceiling ") for line in result.output.splitlines())
+    assert "cjm-service-defection v1: promoted to champion (first version" in result.output
+    assert (workspace / "models" / "service_defection" / "model.txt").is_file()
+
+
+def test_train_refuses_unclear_or_missing_inputs(workspace: Path) -> None:
+    runner = CliRunner()
+    neither = runner.invoke(app, ["train"])
+    assert neither.exit_code == 2 and "give either --task TASK or --all" in neither.output
+    unknown = runner.invoke(app, ["train", "--task", "churn"])
+    assert unknown.exit_code == 2 and "unknown task 'churn'" in unknown.output
+    missing = runner.invoke(
+        app, ["train", "--task", "no_show", "--features-dir", str(workspace / "group" / "features")]
+    )
+    assert missing.exit_code == 1
+    assert "no_show.parquet: no feature table; run `cjm features` first" in missing.output
+    params = workspace / "params.toml"
+    params.write_text("[lightgbm]\nlearning_rate = -1\n")
+    bad = runner.invoke(app, ["train", "--all", "--params", str(params)])
+    assert bad.exit_code == 1 and f"error: {params}" in bad.output and "learning_rate" in bad.output
