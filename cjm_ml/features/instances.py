@@ -207,3 +207,39 @@ def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.D
         tl, pos, ("repair_order_opened",), int(p.window_days * NS_DAY)
     )
     return _finish(df, defected, window_end <= as_of_ns, as_of_ns, "service_defection")
+
+
+def open_instances(
+    events: pd.DataFrame, task: Task, now: pd.Timestamp, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """The instances a dealer can still act on at ``now`` (the serving view), scored at
+    ``now``: ``cutoff_ts`` is ``now`` and ``label`` null. Only events before ``now`` count.
+
+    - lead_leakage: leads with no sales appointment or showroom visit yet, window running;
+    - no_show: bookings with no outcome yet whose start is still ahead;
+    - service_defection: deliveries with no repair order yet, window running.
+
+    Returns an empty table (same columns) when nothing is open.
+    """
+    params = params or TaskParams()
+    known = events[events["ts"] < now]
+    try:
+        # As if extracted far in the future: every anchor before now is in, and a label is 1
+        # (leads, deliveries) or set (bookings) exactly when no outcome has happened by now.
+        inst = build_instances(known, task, params, as_of=now + pd.Timedelta(days=36_500))
+    except NoInstancesError:
+        return pd.DataFrame(columns=[*INSTANCE_COLUMNS]).astype({"label": "Int8"})
+    anchor = inst["anchor_ts"]
+    if task == "no_show":
+        still_open = inst["label"].isna() & (inst["scheduled_ts"] > now)
+    else:
+        window = (
+            params.lead_leakage.window_days
+            if task == "lead_leakage"
+            else params.service_defection.window_days
+        )
+        still_open = (inst["label"] == 1) & (anchor + pd.Timedelta(days=window) > now)
+    out = inst[still_open.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
+    out["cutoff_ts"] = now
+    out["label"] = pd.array([pd.NA] * len(out), dtype="Int8")
+    return out

@@ -123,6 +123,9 @@ class RiskModel:
         # are exactly LightGBM's, and it undoes the class weighting's shift of the odds.
         platt = LogisticRegression(C=1e6).fit(self.predict_raw(valid)[:, None], y_valid)
         self.calibration_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        # Risk bands: the riskiest 20% of the validation period is "high", the next 30% "medium".
+        medium, high = np.quantile(self.predict_risk(valid), [0.5, 0.8])
+        self.bands_ = {"medium": float(medium), "high": float(high)}
         return self
 
     def predict_raw(self, table: pd.DataFrame) -> np.ndarray:
@@ -138,6 +141,14 @@ class RiskModel:
         """Calibrated risk: the probability of the outcome for each row."""
         return self.calibrate(self.predict_raw(table))
 
+    def band(self, risk: np.ndarray) -> np.ndarray:
+        """ "high", "medium" or "low" for each risk, by the thresholds learned at fit time
+        (the top 20% and the next 30% of the validation period's risk)."""
+        risk = np.asarray(risk, dtype=float)
+        return np.select(
+            [risk >= self.bands_["high"], risk >= self.bands_["medium"]], ["high", "medium"], "low"
+        )
+
     def save(self, folder: Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write the model as a self-contained bundle: ``model.txt`` (LightGBM's own text
         format) and ``bundle.json`` (task, features with their registry entries, category
@@ -148,6 +159,7 @@ class RiskModel:
             "features": [asdict(f) for f in features_for(self.task)],
             "categories": self.categories_,
             "calibration": {"slope": self.calibration_[0], "intercept": self.calibration_[1]},
+            "bands": self.bands_,
             "params": self.params.model_dump(),
             "metadata": metadata or {},
         }
@@ -176,6 +188,7 @@ class RiskModel:
             )
         model.categories_ = {k: list(v) for k, v in spec["categories"].items()}
         model.calibration_ = (spec["calibration"]["slope"], spec["calibration"]["intercept"])
+        model.bands_ = {k: float(v) for k, v in spec["bands"].items()}
         model.booster_ = lgb.Booster(model_file=str(folder / "model.txt"))
         model.metadata_ = dict(spec["metadata"])
         return model

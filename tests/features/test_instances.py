@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cjm_ml.cli import app
-from cjm_ml.features.instances import NoInstancesError, build_instances
+from cjm_ml.features.instances import NoInstancesError, build_instances, open_instances
 from cjm_ml.features.pipeline import build_feature_table
 from cjm_ml.features.timeline import MissingColumnsError, Timeline
 from cjm_ml.io import read_parquet_metadata
@@ -161,3 +161,51 @@ def test_cli_features_refuses_a_bad_as_of(tmp_path: Path) -> None:
             ],
         )
         assert result.exit_code == 2 and message in result.output
+
+
+def test_open_instances_are_what_a_dealer_can_still_act_on_now() -> None:
+    now = pd.Timestamp(at(40, "12:00"))
+    ev = events(
+        [
+            # c-1: a lead 5 days ago with no next step yet -> open
+            {"ts": at(35), "event_type": "lead_form", "event_id": "l-open", "customer_id": "c-1"},
+            # c-2: a lead 5 days ago that booked an appointment (still ahead) -> the lead is
+            # closed, the booking is open
+            {"ts": at(35), "event_type": "lead_form", "event_id": "l-booked", "customer_id": "c-2"},
+            {
+                "ts": at(36),
+                "event_type": "appointment_set",
+                "customer_id": "c-2",
+                "attributes": {"appointment_id": "a-ahead", "scheduled_ts": at(42, "10:00")},
+            },
+            # c-3: a lead 35 days ago (window over) and a booking that already showed
+            {"ts": at(5), "event_type": "lead_form", "event_id": "l-old", "customer_id": "c-3"},
+            {
+                "ts": at(6),
+                "event_type": "appointment_set",
+                "customer_id": "c-3",
+                "attributes": {"appointment_id": "a-done", "scheduled_ts": at(38, "10:00")},
+            },
+            {
+                "ts": at(38, "10:30"),
+                "event_type": "appointment_showed",
+                "customer_id": "c-3",
+                "attributes": {"appointment_id": "a-done"},
+            },
+            # c-4: a lead whose appointment is booked only after now: still open now
+            {"ts": at(39), "event_type": "lead_form", "event_id": "l-later", "customer_id": "c-4"},
+            {
+                "ts": at(41),
+                "event_type": "appointment_set",
+                "customer_id": "c-4",
+                "attributes": {"appointment_id": "a-future", "scheduled_ts": at(45, "10:00")},
+            },
+        ]
+    )
+    leads = open_instances(ev, "lead_leakage", now)
+    assert sorted(leads["instance_id"]) == ["l-later", "l-open"]
+    assert (leads["cutoff_ts"] == now).all() and leads["label"].isna().all()
+    bookings = open_instances(ev, "no_show", now)
+    assert list(bookings["instance_id"]) == ["a-ahead"]
+    assert bookings["scheduled_ts"].iloc[0] == pd.Timestamp(at(42, "10:00"))
+    assert open_instances(ev, "service_defection", now).empty

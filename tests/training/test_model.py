@@ -134,6 +134,11 @@ def test_a_saved_bundle_scores_exactly_like_the_fitted_model(
     loaded = RiskModel.load(folder)
     assert np.array_equal(loaded.predict_risk(test), model.predict_risk(test))
     assert loaded.categories_ == model.categories_ and loaded.metadata_ == {"version": "3"}
+    assert loaded.bands_ == model.bands_
+    bands = pd.Series(model.band(model.predict_risk(test))).value_counts(normalize=True)
+    # thresholds from the validation period: roughly 20% high and 30% medium on the test period
+    assert abs(bands["high"] - 0.2) < 0.08 and abs(bands["medium"] - 0.3) < 0.08
+    assert list(model.band(np.array([0.0, 1.0]))) == ["low", "high"]
     # saving again replaces the folder whole, with no temporary folders left beside it
     model.save(folder)
     assert [p.name for p in tmp_path.iterdir()] == ["lead_leakage"]
