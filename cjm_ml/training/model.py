@@ -50,7 +50,7 @@ class TrainingParams(BaseModel):
 
 
 #: Version of the bundle layout written by ``RiskModel.save``.
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 
 
 class RiskModel:

@@ -103,13 +103,25 @@ def _experiment(task: Task, settings: Settings) -> str:
     return str(mlflow.create_experiment(name, artifact_location=location))
 
 
+class ChampionUnusable(Exception):
+    """The registered champion cannot be loaded by this version of the code."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        super().__init__(f"champion v{version} cannot be loaded ({reason})")
+        self.version = version
+
+
 def champion(client: MlflowClient, task: Task) -> RiskModel | None:
-    """The task's current champion, loaded from the registry (None if there is none yet)."""
+    """The task's current champion, loaded from the registry (None if there is none yet).
+    Raises ``ChampionUnusable`` when it was written by an incompatible version of the code."""
     try:
         version = client.get_model_version_by_alias(MODEL_NAMES[task], CHAMPION)
     except MlflowException:
         return None
-    return _load_version(MODEL_NAMES[task], str(version.version))
+    try:
+        return _load_version(MODEL_NAMES[task], str(version.version))
+    except (ValueError, FileNotFoundError) as exc:
+        raise ChampionUnusable(str(version.version), str(exc)) from exc
 
 
 def _load_version(name: str, version: str) -> RiskModel:
@@ -119,12 +131,16 @@ def _load_version(name: str, version: str) -> RiskModel:
     return model
 
 
-def decide_promotion(report: TrainingReport, version: str, current: RiskModel | None) -> Promotion:
-    """Promote when there is no champion, or when the new model's AUC beats the champion's on
-    the same test period (the new run's); a tie keeps the champion."""
+def decide_promotion(
+    report: TrainingReport, version: str, current: RiskModel | ChampionUnusable | None
+) -> Promotion:
+    """Promote when there is no usable champion, or when the new model's AUC beats the
+    champion's on the same test period (the new run's); a tie keeps the champion."""
     auc = report.auc
     if current is None:
         return Promotion(True, "first version: no champion yet", version, auc)
+    if isinstance(current, ChampionUnusable):
+        return Promotion(True, f"{current}; replaced", version, auc, current.version)
     test = report.split.test
     try:
         risk = current.predict_risk(test)
@@ -150,7 +166,11 @@ def track(
     configure_tracking(settings)
     task, name = report.task, MODEL_NAMES[report.task]
     client = MlflowClient()
-    current = champion(client, task)
+    current: RiskModel | ChampionUnusable | None
+    try:
+        current = champion(client, task)
+    except ChampionUnusable as exc:
+        current = exc
     with (
         mlflow.start_run(experiment_id=_experiment(task, settings), run_name=task) as run,
         tempfile.TemporaryDirectory() as tmp,

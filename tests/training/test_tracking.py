@@ -17,8 +17,10 @@ from cjm_ml.training.model import RiskModel, TrainingParams
 from cjm_ml.training.run import train_task
 from cjm_ml.training.tracking import (
     CHAMPION,
+    ChampionUnusable,
     TrackedRun,
     configure_tracking,
+    decide_promotion,
     export_champion,
     track,
 )
@@ -133,3 +135,15 @@ def test_tracking_follows_mlflow_tracking_uri(
     assert not (tmp_path / "data").exists()
     with pytest.raises(LookupError, match="cjm-no-show has no champion yet"):
         export_champion("no_show", settings)
+
+
+def test_an_unloadable_champion_is_replaced_and_the_reason_says_so(
+    tables: dict[Task, pd.DataFrame],
+) -> None:
+    report = train_task(tables["service_defection"], "service_defection")
+    stale = ChampionUnusable("4", "bundle format 1, need 2")
+    decision = decide_promotion(report, "5", stale)
+    assert decision.promoted and decision.champion_version == "4"
+    assert decision.reason == "champion v4 cannot be loaded (bundle format 1, need 2); replaced"
+    same = decide_promotion(report, "6", report.model)
+    assert not same.promoted and same.champion_auc == pytest.approx(report.auc)
