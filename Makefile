@@ -5,9 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA_DIR ?= data
 DEMO_DIR := $(DATA_DIR)/demo
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format typecheck unit bench lock clean
+.PHONY: help install demo test lint format typecheck unit browser bench lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,7 +26,7 @@ install: $(STAMP) ## create .venv and install the pinned dependencies and cjm_ml
 demo: install ## simulate a dealer group and run the whole pipeline on the embedded defaults
 	$(BIN)/cjm demo --out $(DEMO_DIR)
 
-test: install lint typecheck unit ## lint, type-check and run the whole test suite
+test: install lint typecheck browser unit ## lint, type-check and run the whole test suite
 
 lint: install ## ruff format check and lint
 	$(BIN)/ruff format --check cjm_ml tests benchmarks
@@ -37,8 +39,12 @@ format: install ## apply ruff formatting and safe fixes
 typecheck: install ## mypy on the package
 	$(BIN)/mypy cjm_ml
 
-unit: install ## the pytest suite
+unit: install browser ## the pytest suite
 	$(BIN)/pytest -q
+
+browser: ## headless Chromium for the journey-map browser test (Debian's chromium, if missing)
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 bench: install ## the benchmark scripts (figures go to the README's performance table)
 	$(BIN)/python benchmarks/simulate.py

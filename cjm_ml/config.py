@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +15,30 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     models_dir: Path = Path("models")
     log_level: str = "INFO"
+    tenants_file: Path = Field(
+        Path("tenants.json"), description="Dealer groups, hashed API keys and CRM webhooks."
+    )
+    event_store_path: Path | None = Field(None, description="Default: data/serving/events.db.")
+    outbox_path: Path | None = Field(None, description="Default: data/serving/outbox.db.")
+    outbox_max_attempts: int = Field(10, ge=1, description="Tries before a delivery is parked.")
+    outbox_base_delay_s: float = Field(5.0, gt=0, description="First retry delay (doubles).")
+    outbox_max_delay_s: float = Field(900.0, gt=0, description="Longest retry delay.")
+    outbox_poll_s: float = Field(2.0, gt=0, description="How often the deliverer looks.")
+    admin_key_hash: str | None = Field(
+        None, description="sha256:<hex> of the operator key that may reload models."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    @property
+    def event_store_file(self) -> Path:
+        """The embedded event store (default data/serving/events.db)."""
+        return self.event_store_path or self.data_dir / "serving" / "events.db"
+
+    @property
+    def outbox_file(self) -> Path:
+        """The CRM outbox (default data/serving/outbox.db)."""
+        return self.outbox_path or self.data_dir / "serving" / "outbox.db"
 
     @property
     def mlflow_dir(self) -> Path:
