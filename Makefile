@@ -40,7 +40,7 @@ typecheck: install ## mypy on the package
 	$(BIN)/mypy cjm_ml
 
 unit: install browser ## the pytest suite
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 browser: ## headless Chromium for the journey-map browser test (Debian's chromium, if missing)
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \

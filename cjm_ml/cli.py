@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated, cast
@@ -222,6 +224,7 @@ def _train_tasks(
     params: Path | None,
     search: bool,
     progress: bool,
+    settings: Settings | None = None,
 ) -> None:
     from cjm_ml.training.config import load_training_config
     from cjm_ml.training.run import by_kind, headline, train_task
@@ -232,7 +235,8 @@ def _train_tasks(
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
-    typer.echo(f"tracking: {configure_tracking()}")
+    settings = settings or Settings()
+    typer.echo(f"tracking: {configure_tracking(settings)}")
     for name in tasks:
         path = features_dir / f"{name}.parquet"
         if not path.exists():
@@ -246,7 +250,7 @@ def _train_tasks(
         except ValueError as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(code=1) from exc
-        tracked = track(report)
+        tracked = track(report, settings)
         typer.echo(
             f"\n{name}: {report.data['labelled']:,} labelled instances; test period "
             f"{report.data['test_from']} to {report.data['test_to']} "
@@ -259,9 +263,196 @@ def _train_tasks(
 
 
 @app.command()
+def explain(
+    task: Annotated[str, typer.Option(help="lead_leakage, no_show or service_defection.")],
+    rooftop: Annotated[str | None, typer.Option(help="Show this rooftop beside the group.")] = None,
+    instance: Annotated[
+        str | None, typer.Option(help="Instance to explain; default: the riskiest.")
+    ] = None,
+    features: Annotated[
+        Path | None, typer.Option(help="Feature table; default: the demo's.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Bundle folder; default: <models_dir>/<task>.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="PNG folder; default: <demo_dir>/explain.")
+    ] = None,
+    what_if: Annotated[
+        bool, typer.Option(help="Re-simulate each planted friction fixed (simulated groups).")
+    ] = False,
+) -> None:
+    """Friction drivers: the group (and rooftop) roll-up, one instance's drivers and the fix
+    to try, and SHAP plots (beeswarm for the group, waterfall for the instance) as PNGs."""
+    from cjm_ml.explain.command import run_explain
+
+    if task not in TASKS:
+        raise typer.BadParameter(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    try:
+        text = run_explain(
+            cast(Task, task),
+            rooftop=rooftop,
+            instance_id=instance,
+            features=features,
+            model=model,
+            out=out,
+            what_if=what_if,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(text)
+
+
+@app.command("map")
+def journey_map(
+    events: Annotated[Path, typer.Option(help="Events file (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(help="The HTML report to write.")],
+    rooftops: Annotated[
+        Path | None,
+        typer.Option(help="rooftops.json for store names; default: beside the events, if any."),
+    ] = None,
+) -> None:
+    """Write the journey map: one self-contained HTML page (Sankey of journeys, funnel by
+    rooftop, KPIs against the group standard, friction hotspots, source attribution)."""
+    table = _load_or_exit(events)
+    _write_journey_map(table, out, rooftops or events.with_name("rooftops.json"), events)
+
+
+def _write_journey_map(events: pd.DataFrame, out: Path, rooftops: Path, events_path: Path) -> None:
+    from cjm_ml.journey.report import rooftop_names_of, write_report
+
+    names = None
+    if rooftops.exists():
+        names = rooftop_names_of(json.loads(rooftops.read_text())["rooftops"])
+    started = time.perf_counter()
+    write_report(events, out, hotspots=_hotspots(events_path), rooftop_names=names)
+    typer.echo(f"journey map -> {out} ({time.perf_counter() - started:.1f} s)")
+
+
+def _hotspots(events_path: Path) -> pd.DataFrame | None:
+    """The friction hotspots ``cjm explain`` / the demo wrote beside the events, if any."""
+    path = events_path.parent / "explain" / "hotspots.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface; default CJM_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; default CJM_PORT.")] = None,
+    load_events: Annotated[
+        Path | None, typer.Option(help="Append this events file to the store first.")
+    ] = None,
+) -> None:
+    """Start the scoring API (uvicorn) with the configured tenants, store and champions."""
+    settings = Settings()
+    if load_events is not None:
+        _load_store(settings, load_events)
+    _serve(settings, host or settings.host, port or settings.port)
+
+
+def _load_store(settings: Settings, path: Path) -> None:
+    from cjm_ml.serving.store import SqliteEventStore
+
+    events = _load_or_exit(path)
+    started = time.perf_counter()
+    with SqliteEventStore(settings.event_store_file) as store:
+        result = store.append(events, file=str(path))
+    typer.echo(
+        f"event store {settings.event_store_file}: {result.inserted:,} new, "
+        f"{result.duplicates:,} already stored ({time.perf_counter() - started:.1f} s)"
+    )
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from cjm_ml.serving.app import create_app
+    from cjm_ml.serving.tenants import TenantConfigError, load_tenants
+
+    try:
+        load_tenants(settings.tenants_file)  # refuse to start on a bad tenants file
+    except (TenantConfigError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+keys_app = typer.Typer(help="API keys per dealer group (stored hashed in the tenants file).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("add")
+def keys_add(
+    group: Annotated[str, typer.Option(help="Dealer group id, as in the tenants file.")],
+    key_id: Annotated[str, typer.Option(help="A public name for the key, e.g. dg01-crm.")],
+    rooftop: Annotated[
+        list[str] | None, typer.Option(help="Limit the key to these rooftops (repeat).")
+    ] = None,
+) -> None:
+    """Create a key for a dealer group; print it once (only its hash is stored)."""
+    from cjm_ml.serving.tenants import TenantConfigError, add_api_key
+
+    path = Settings().tenants_file
+    try:
+        plaintext = add_api_key(path, group, key_id, rooftop or None)
+    except (TenantConfigError, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"new key for {group} ({key_id}); shown once, store it safely:\n{plaintext}")
+
+
+@app.command()
+def push(
+    task: Annotated[
+        str | None, typer.Option(help="lead_leakage, no_show or service_defection.")
+    ] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", help="All three tasks.")] = False,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to keep delivering before leaving the rest queued.")
+    ] = 60.0,
+) -> None:
+    """Score every open instance of every dealer group and send changed risks to the CRMs
+    (through the durable outbox: what is not delivered now is retried later)."""
+    from cjm_ml.serving.app import open_service, push_task
+    from cjm_ml.serving.models import ModelsUnavailable
+    from cjm_ml.serving.tenants import TenantConfigError
+
+    tasks = _tasks_or_exit(task, all_tasks)
+    try:
+        service = open_service(Settings())
+    except (TenantConfigError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    try:
+        if service.models.current is None:
+            raise ModelsUnavailable(str(service.models.last_error))
+        now = pd.Timestamp.now(tz="UTC")
+        for name in tasks:
+            counts = push_task(service, name, now)
+            typer.echo(f"{name}: {counts['scored']:,} open instances, {counts['queued']:,} queued")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            report = service.deliverer.run_once()
+            if report.attempted == 0:
+                break
+            typer.echo(
+                f"delivered {report.delivered}, retrying {report.retrying}, parked {report.parked}"
+            )
+    except ModelsUnavailable as exc:
+        typer.echo(f"error: models not loaded: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    finally:
+        service.close()
+
+
+@app.command()
 def demo(
     out: Annotated[Path | None, typer.Option(help="Folder for the demo group.")] = None,
     customers: Annotated[int, typer.Option(min=10)] = 60_000,
+    serve: Annotated[
+        bool, typer.Option(help="End by starting the API on 127.0.0.1 with the demo loaded.")
+    ] = True,
 ) -> None:
     """The main job on embedded defaults: simulate the demo group, validate it, build the
     three feature tables, and train, register and export the three models."""
@@ -274,7 +465,62 @@ def demo(
     _write_feature_tables(
         events, path, tasks, {t: out / "features" / f"{t}.parquet" for t in tasks}
     )
-    _train_tasks(tasks, out / "features", out, None, search=False, progress=True)
+    # The demo's own tracking store, started afresh with its freshly simulated group: its
+    # registry history is this run's, so the figures it prints do not depend on earlier runs.
+    settings = Settings()
+    demo_settings = settings.model_copy(update={"data_dir": out})
+    shutil.rmtree(demo_settings.mlflow_dir, ignore_errors=True)
+    _train_tasks(tasks, out / "features", out, None, False, True, demo_settings)
+    from cjm_ml.explain.command import explain_demo
+
+    typer.echo("\nFriction drivers")
+    typer.echo(explain_demo(out, settings.models_dir))
+    _write_journey_map(events, out / "journey.html", out / "rooftops.json", path)
+    if serve:
+        _serve_demo(out, path)
+
+
+def _serve_demo(out: Path, events_path: Path) -> None:
+    """Load the demo events into the store, make demo API keys, print what to try, serve."""
+    from cjm_ml.io import write_json_atomic
+    from cjm_ml.serving.tenants import generate_api_key
+
+    rooftops = json.loads((out / "rooftops.json").read_text())
+    ids = [r["rooftop_id"] for r in rooftops["rooftops"]]
+    manager, manager_entry = generate_api_key("demo-manager")
+    bdc, bdc_entry = generate_api_key("demo-rt04-bdc", ["rt-04"])
+    tenants = {
+        "dealer_groups": [
+            {
+                "dealer_group_id": rooftops["dealer_group_id"],
+                "rooftops": ids,
+                "api_keys": [
+                    manager_entry.model_dump(exclude_none=True),
+                    bdc_entry.model_dump(exclude_none=True),
+                ],
+            }
+        ]
+    }
+    write_json_atomic(tenants, out / "tenants.json")
+    settings = Settings(tenants_file=out / "tenants.json")
+    _load_store(settings, events_path)
+    base = f"http://{settings.host}:{settings.port}"
+    # The simulated history ends before today: ask as of its last day.
+    last = pd.read_parquet(events_path, columns=["ts"])["ts"].max()
+    as_of = last.floor("D").strftime("%Y-%m-%dT%H:%M:%SZ")
+    typer.echo(
+        f"""
+The scoring API is starting on {base} (Ctrl-C stops it). Demo keys, shown once:
+  group manager (all rooftops): {manager}
+  rt-04 BDC (rt-04 only):       {bdc}
+Try:
+  {base}/docs
+  curl -H 'X-API-Key: {bdc}' '{base}/v1/queues/no_show?as_of={as_of}&limit=10'
+  curl -H 'X-API-Key: {manager}' \\
+    '{base}/v1/queues/service_defection?as_of={as_of}&format=csv&limit=20'
+  curl -H 'X-API-Key: {manager}' {base}/v1/models"""
+    )
+    _serve(settings, settings.host, settings.port)
 
 
 if __name__ == "__main__":

@@ -4,22 +4,34 @@
 features, computed only from each customer's events strictly before the instance's
 ``cutoff_ts``, plus columns of the instance itself that are known at the cutoff (the lead's
 type, the appointment's booked and scheduled times). Serving calls the same functions with the
-cutoff set to "now". ``events`` may be the canonical table or a prebuilt ``Timeline``.
+cutoff set to "now". ``events`` may be the canonical table or a prebuilt ``Timeline``;
+``instances`` a DataFrame or its columns. ``feature_columns`` is the same computation returning
+columns instead of a DataFrame (a request's few rows cost less that way).
 All three take ``params`` for one signature; the cutoffs themselves come with the instances,
 and only the lead task reads a parameter here (the group's response standard).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cjm_ml.features.instances import LEAD_TYPES
 from cjm_ml.features.registry import features_for
-from cjm_ml.features.timeline import NS_DAY, NS_MIN, Timeline, Window, to_ns
+from cjm_ml.features.timeline import NS_DAY, NS_MIN, STRING, Columns, Timeline, Window, to_ns
 from cjm_ml.params import Task, TaskParams
+
+#: Up to this many values, Python beats a vectorised call's fixed cost.
+_FEW = 100
+
+#: Instances: a DataFrame, or its columns (name -> 1-D array, as ``open_instance_columns`` gives).
+Instances: TypeAlias = pd.DataFrame | Mapping[str, Any]
 
 #: Dealer outreach that counts as "contact" for days_since_last_contact.
 OUTREACH = (
@@ -53,7 +65,7 @@ _TASK_REQUIRED: dict[Task, tuple[str, ...]] = {
 class _PointInTime:
     """The instances seen through the timeline: windows ending at each instance's cutoff."""
 
-    def __init__(self, tl: Timeline, instances: pd.DataFrame) -> None:
+    def __init__(self, tl: Timeline, instances: Columns) -> None:
         self.tl = tl
         self.cust = tl.customer_codes(instances["customer_id"])
         self.cutoff = to_ns(instances["cutoff_ts"])
@@ -61,7 +73,14 @@ class _PointInTime:
 
     def window(self, start: np.ndarray | None = None) -> Window:
         """Each customer's events in ``[start, cutoff)`` (from the first event if None)."""
+        if start is None:
+            return self.whole
         return self.tl.window(self.cust, start, self.cutoff)
+
+    @cached_property
+    def whole(self) -> Window:
+        """Each customer's events before the cutoff."""
+        return self.tl.window(self.cust, None, self.cutoff)
 
     def recent(self, days: float) -> Window:
         """Each customer's events in the ``days`` before the cutoff."""
@@ -87,7 +106,7 @@ class _PointInTime:
     def tasks_of_kind(self, kind: str) -> np.ndarray:
         """Positions of ``crm_task_created`` events whose ``task`` attribute is ``kind``."""
         pos = self.tl.positions("crm_task_created")
-        return pos[(self.tl.attribute(pos, "task") == kind).fillna(False).to_numpy(dtype=bool)]
+        return pos[_is(self.tl.attribute_array(pos, "task"), kind)]
 
     def submitted_without(self, submission: str, *follow_ups: np.ndarray) -> np.ndarray:
         """1 where the last ``submission`` of the last 30 days has no follow-up after it."""
@@ -99,14 +118,42 @@ class _PointInTime:
 
 
 def _prepare(
-    events: pd.DataFrame | Timeline, instances: pd.DataFrame, task: Task
-) -> tuple[Timeline, _PointInTime]:
-    """Check the instances' columns and index the events (unless already a Timeline)."""
-    missing = [c for c in (*_REQUIRED, *_TASK_REQUIRED[task]) if c not in instances.columns]
+    events: pd.DataFrame | Timeline, instances: Instances, task: Task
+) -> tuple[Timeline, _PointInTime, Columns]:
+    """Check the instances' columns, index the events (unless already a Timeline), and take
+    the instances as columns."""
+    missing = [c for c in (*_REQUIRED, *_TASK_REQUIRED[task]) if c not in instances]
     if missing:
         raise ValueError(f"{task} instances are missing column(s): {', '.join(missing)}")
+    inst = _columns(instances)
     tl = Timeline.of(events)
-    return tl, _PointInTime(tl, instances)
+    return tl, _PointInTime(tl, inst), inst
+
+
+def _columns(instances: Instances) -> Columns:
+    """The instances as columns (arrays; a DataFrame's index is dropped)."""
+    if not isinstance(instances, pd.DataFrame):
+        return dict(instances)
+    out = {}
+    for name, series in instances.items():
+        values = series.array
+        out[name] = (
+            values.to_numpy() if isinstance(values, pd.arrays.NumpyExtensionArray) else values
+        )
+    return out
+
+
+def _strings(values: Any) -> Any:
+    """Values as a "string" array (missing stays <NA>)."""
+    return values if getattr(values, "dtype", None) == STRING else pd.array(values, dtype=STRING)
+
+
+def _is(values: Any, text: str) -> np.ndarray:
+    """Where the strings ``values`` (a pyarrow or string array) equal ``text``; missing: False."""
+    arrow = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(_strings(values))
+    if len(arrow) <= _FEW:  # comparing a few Python strings beats a vectorised call's set-up
+        return np.array([v == text for v in arrow.to_pylist()], dtype=bool)
+    return np.asarray(pc.fill_null(pc.equal(arrow, text), False).to_numpy(zero_copy_only=False))
 
 
 def _context(pit: _PointInTime, tl: Timeline, task: Task) -> dict[str, np.ndarray]:
@@ -152,39 +199,37 @@ def _reminder_match(pit: _PointInTime, tl: Timeline, window: Window) -> np.ndarr
     return np.where((reminder >= 0) & (pref >= 0), (reminder == pref).astype(float), np.nan)
 
 
-def _assemble(instances: pd.DataFrame, task: Task, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+def _assemble(instances: Columns, task: Task, columns: dict[str, Any]) -> Columns:
     """Instance columns, then the task's features in registry order, with clean dtypes."""
-    out = instances.reset_index(drop=True).copy()
+    out = dict(instances)
     for spec in features_for(task):
         if spec.name in ("rooftop_id", "marketing_source"):
-            out[spec.name] = out[spec.name].astype("string").fillna("unknown")
+            out[spec.name] = _known_or_unknown(out[spec.name])
         elif spec.unit == "category":
-            values = pd.Series(columns[spec.name], dtype="string").fillna("unknown")
-            out[spec.name] = values.array
+            out[spec.name] = _known_or_unknown(columns[spec.name])
         else:
             out[spec.name] = np.asarray(columns[spec.name], dtype=float)
     return out
 
 
-def build_lead_leakage_features(
-    events: pd.DataFrame | Timeline, instances: pd.DataFrame, params: TaskParams | None = None
-) -> pd.DataFrame:
-    """Features of each lead as known at its cutoff: research, reply speed, follow-up, context.
+def _known_or_unknown(values: Any) -> Any:
+    """Values as a "string" array with missing ones "unknown" (a category of its own)."""
+    strings = _strings(values)
+    return strings.fillna("unknown") if strings.isna().any() else strings
 
-    Refuses instances missing required columns (``ValueError`` naming them).
-    """
-    params = params or TaskParams()
-    tl, pit = _prepare(events, instances, "lead_leakage")
+
+def _lead_leakage(
+    tl: Timeline, pit: _PointInTime, inst: Columns, params: TaskParams
+) -> dict[str, Any]:
     since_lead = pit.window(pit.anchor)
     cols = {**_research(pit, tl), **_context(pit, tl, "lead_leakage")}
-    cols["lead_type"] = instances["lead_type"].astype("string").to_numpy()
+    lead_type = _strings(inst["lead_type"])
+    cols["lead_type"] = lead_type
     before_lead = tl.window(pit.cust, None, pit.anchor)
     cols["prior_leads"] = Timeline.count(tl.positions(*LEAD_TYPES), before_lead).astype(float)
     # The lead event itself: an inbound call picked up live is its own first reply.
     lead_pos = Timeline.first(tl.positions(*LEAD_TYPES), since_lead)
-    answered_live = (instances["lead_type"].astype("string") == "call").to_numpy() & (
-        tl.value_at(lead_pos) > 0
-    )
+    answered_live = _is(lead_type, "call") & (tl.value_at(lead_pos) > 0)
     first_reply = Timeline.first(tl.positions(*REPLIES), since_lead)
     replied = answered_live | (first_reply >= 0)
     waited_ns = np.where(first_reply >= 0, tl.ts_at(first_reply), pit.cutoff) - pit.anchor
@@ -216,43 +261,35 @@ def build_lead_leakage_features(
     cols["credit_app_without_next_step"] = pit.submitted_without(
         "credit_application", pit.tasks_of_kind("credit_follow_up"), tl.positions("appointment_set")
     )
-    return _assemble(instances, "lead_leakage", cols)
+    return cols
 
 
-def build_no_show_features(
-    events: pd.DataFrame | Timeline, instances: pd.DataFrame, params: TaskParams | None = None
-) -> pd.DataFrame:
-    """Features of each booked appointment as known at its cutoff: confirmation, vehicle,
-    history, reminders and context. Refuses instances missing required columns."""
-    tl, pit = _prepare(events, instances, "no_show")
-    booked = to_ns(instances["booked_ts"])
+def _no_show(tl: Timeline, pit: _PointInTime, inst: Columns, params: TaskParams) -> dict[str, Any]:
+    booked = to_ns(inst["booked_ts"])
     since_booking = pit.window(booked)
     cols = {**_research(pit, tl), **_context(pit, tl, "no_show")}
-    kind = instances["appointment_kind"].astype("string")
-    cols["appointment_kind"] = kind.to_numpy()
-    cols["appointment_lead_days"] = (to_ns(instances["scheduled_ts"]) - booked) / NS_DAY
-    cols["rescheduled"] = instances["rescheduled"].astype(bool).to_numpy(dtype=float)
-    # Confirmations are matched to this appointment by id, and count only before the cutoff.
+    kind = _strings(inst["appointment_kind"])
+    cols["appointment_kind"] = kind
+    cols["appointment_lead_days"] = (to_ns(inst["scheduled_ts"]) - booked) / NS_DAY
+    cols["rescheduled"] = np.asarray(inst["rescheduled"].astype(bool), dtype=float)
+    # Confirmations are matched to this appointment by id, and count only before the cutoff;
+    # the earliest counts (at the same moment: the first in the timeline).
     conf = tl.positions("appointment_confirmation_sent")
-    conf_channel = tl.channel[conf]
-    sent = pd.DataFrame(
-        {
-            "instance_id": tl.attribute(conf, "appointment_id"),
-            "ts": tl.ts[conf],
-            "channel": np.where(
-                conf_channel >= 0, tl.channel_names[np.maximum(conf_channel, 0)], "unknown"
-            ),
-        }
+    by_time = conf[np.argsort(tl.ts[conf], kind="stable")]
+    matched = pc.index_in(
+        pa.array(_strings(inst["instance_id"])),
+        value_set=tl.attribute_array(by_time, "appointment_id"),
     )
-    positions = instances[["instance_id"]].reset_index(drop=True).reset_index()
-    joined = positions.merge(sent, on="instance_id")
-    joined = joined[joined["ts"] < pit.cutoff[joined["index"].to_numpy()]]
-    first = joined.sort_values(["index", "ts"]).drop_duplicates("index").set_index("index")
-    channel = first["channel"].reindex(range(len(instances)))
-    cols["confirmation_sent"] = channel.notna().to_numpy(dtype=float)
-    cols["confirmation_channel"] = channel.fillna("none").to_numpy()
+    found = pc.fill_null(matched, -1).to_numpy(zero_copy_only=False)
+    at = by_time[np.maximum(found, 0)] if len(conf) else np.zeros(len(found), np.int64)
+    sent = (found >= 0) & (tl.ts[at] < pit.cutoff if len(conf) else False)
+    channel = tl.channel_at(np.where(sent, at, -1))
+    cols["confirmation_sent"] = sent.astype(float)
+    cols["confirmation_channel"] = np.where(
+        sent, np.where(channel >= 0, tl.channel_names[np.maximum(channel, 0)], "unknown"), "none"
+    )
     cols["customer_confirmed"] = pit.any(since_booking, "sms_replied")
-    specific = (kind == "sales").to_numpy() & instances["vehicle_id"].notna().to_numpy()
+    specific = _is(kind, "sales") & ~pd.isna(inst["vehicle_id"])
     cols["specific_vehicle"] = specific.astype(float)
     cols["vehicle_on_hold"] = pit.any(since_booking, "vehicle_hold_placed")
     cols["vehicle_status_changed"] = pit.any(since_booking, "vehicle_status_changed")
@@ -263,15 +300,12 @@ def build_no_show_features(
     cols["messages_engaged_60d"] = Timeline.count(tl.positions(*ENGAGEMENT), pit.recent(60)).astype(
         float
     )
-    return _assemble(instances, "no_show", cols)
+    return cols
 
 
-def build_service_defection_features(
-    events: pd.DataFrame | Timeline, instances: pd.DataFrame, params: TaskParams | None = None
-) -> pd.DataFrame:
-    """Features of each delivery as known at its cutoff: onboarding to service, reminders,
-    recalls, satisfaction and context. Refuses instances missing required columns."""
-    tl, pit = _prepare(events, instances, "service_defection")
+def _service_defection(
+    tl: Timeline, pit: _PointInTime, inst: Columns, params: TaskParams
+) -> dict[str, Any]:
     since_delivery = pit.window(pit.anchor)
     cols = _context(pit, tl, "service_defection")
     cols["delivery_education_done"] = pit.any(since_delivery, "delivery_education")
@@ -284,25 +318,66 @@ def build_service_defection_features(
     repaired = Timeline.count(tl.positions("repair_order_opened"), pit.window(recall_ts))
     cols["open_recall"] = ((recall >= 0) & (repaired == 0)).astype(float)
     surveys = tl.positions("csi_survey")
-    sales_surveys = surveys[
-        (tl.attribute(surveys, "survey") == "sales").fillna(False).to_numpy(dtype=bool)
-    ]
+    sales_surveys = surveys[_is(tl.attribute_array(surveys, "survey"), "sales")]
     cols["sales_csi_score"] = tl.value_at(Timeline.last(sales_surveys, since_delivery))
-    cols["used_vehicle"] = (
-        (instances["vehicle_condition"].astype("string") == "used")
-        .fillna(False)
-        .to_numpy(dtype=float)
-    )
+    cols["used_vehicle"] = _is(inst["vehicle_condition"], "used").astype(float)
     before_delivery = tl.window(pit.cust, None, pit.anchor)
     cols["prior_service_visits"] = Timeline.count(
         tl.positions("repair_order_opened"), before_delivery
     ).astype(float)
     cols["online_booking_abandons"] = Timeline.count(pit.abandoned_bookings(), since_delivery)
-    return _assemble(instances, "service_defection", cols)
+    return cols
+
+
+_FEATURES: dict[Task, Callable[[Timeline, _PointInTime, Columns, TaskParams], dict[str, Any]]] = {
+    "lead_leakage": _lead_leakage,
+    "no_show": _no_show,
+    "service_defection": _service_defection,
+}
+
+
+def feature_columns(
+    events: pd.DataFrame | Timeline,
+    instances: Instances,
+    task: Task,
+    params: TaskParams | None = None,
+) -> Columns:
+    """``BUILDERS[task]`` as columns: ``pd.DataFrame(feature_columns(...))`` is that table.
+    The scoring path uses it to skip building a DataFrame; the feature code is the same."""
+    if task not in _FEATURES:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(_FEATURES)}")
+    tl, pit, inst = _prepare(events, instances, task)
+    return _assemble(inst, task, _FEATURES[task](tl, pit, inst, params or TaskParams()))
+
+
+def build_lead_leakage_features(
+    events: pd.DataFrame | Timeline, instances: Instances, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """Features of each lead as known at its cutoff: research, reply speed, follow-up, context.
+
+    Refuses instances missing required columns (``ValueError`` naming them).
+    """
+    return pd.DataFrame(feature_columns(events, instances, "lead_leakage", params))
+
+
+def build_no_show_features(
+    events: pd.DataFrame | Timeline, instances: Instances, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """Features of each booked appointment as known at its cutoff: confirmation, vehicle,
+    history, reminders and context. Refuses instances missing required columns."""
+    return pd.DataFrame(feature_columns(events, instances, "no_show", params))
+
+
+def build_service_defection_features(
+    events: pd.DataFrame | Timeline, instances: Instances, params: TaskParams | None = None
+) -> pd.DataFrame:
+    """Features of each delivery as known at its cutoff: onboarding to service, reminders,
+    recalls, satisfaction and context. Refuses instances missing required columns."""
+    return pd.DataFrame(feature_columns(events, instances, "service_defection", params))
 
 
 BUILDERS: dict[
-    Task, Callable[[pd.DataFrame | Timeline, pd.DataFrame, TaskParams | None], pd.DataFrame]
+    Task, Callable[[pd.DataFrame | Timeline, Instances, TaskParams | None], pd.DataFrame]
 ] = {
     "lead_leakage": build_lead_leakage_features,
     "no_show": build_no_show_features,

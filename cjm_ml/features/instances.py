@@ -17,10 +17,29 @@ How outcomes count:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.tseries.api import guess_datetime_format
 
-from cjm_ml.features.timeline import NS_DAY, NS_HOUR, NS_MIN, Timeline, to_ns
+from cjm_ml.features.timeline import (
+    NS_DAY,
+    NS_HOUR,
+    NS_MIN,
+    STRING,
+    Columns,
+    Timeline,
+    timestamp_ns,
+    to_ns,
+    to_timestamps,
+)
 from cjm_ml.params import Task, TaskParams
 
 LEAD_TYPES = ("lead_form", "lead_call", "lead_chat", "lead_third_party")
@@ -35,28 +54,43 @@ INSTANCE_COLUMNS = (
     "cutoff_ts",
     "label",
 )
+#: How far ahead ``open_instances`` looks for anchors: as if the data were extracted then
+#: (in ns, capped at the int64 range instead of overflowing pandas' time range).
+_FAR_FUTURE_NS = 36_500 * NS_DAY
+_APPOINTMENT_KINDS = pd.array(["sales", "service"], dtype="str")
 
 
 class NoInstancesError(ValueError):
     """The events hold nothing this task can predict on."""
 
 
-def _anchor_frame(tl: Timeline, positions: np.ndarray) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Found:
+    """A task's instances before any filtering, one per row: their ids (strings), anchor and
+    cutoff times (ns), whether each label is known by ``as_of`` and its value where known;
+    ``columns(rows, cutoff_ts, label)`` builds the table's columns for the chosen rows (the
+    strings only for those). ``none`` says why there is no instance at all, if so."""
+
+    ids: Any
+    anchor_ns: np.ndarray
+    cutoff_ns: np.ndarray
+    known: np.ndarray
+    y: np.ndarray
+    columns: Callable[[np.ndarray, Any, Any], Columns]
+    none: str | None
+    scheduled_ns: np.ndarray | None = None
+
+
+def _anchor_columns(tl: Timeline, positions: np.ndarray, ids: Any) -> Columns:
     """Instance columns taken from anchor events at ``positions`` of the timeline."""
-    return pd.DataFrame(
-        {
-            "instance_id": tl.column(positions, "event_id").astype("string"),
-            "customer_id": tl.column(positions, "customer_id").astype("string"),
-            "dealer_group_id": tl.column(positions, "dealer_group_id").astype("string"),
-            "rooftop_id": tl.column(positions, "rooftop_id").astype("string"),
-            "marketing_source": tl.column(positions, "source").astype("string"),
-            "anchor_ts": pd.to_datetime(tl.ts[positions], utc=True),
-        }
-    )
-
-
-def _ts(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(ns.astype("int64"), utc=True))
+    return {
+        "instance_id": ids,
+        "customer_id": tl.text(positions, "customer_id"),
+        "dealer_group_id": tl.text(positions, "dealer_group_id"),
+        "rooftop_id": tl.text(positions, "rooftop_id"),
+        "marketing_source": tl.text(positions, "source"),
+        "anchor_ts": to_timestamps(tl.ts[positions]),
+    }
 
 
 def _none_within(
@@ -72,16 +106,24 @@ def _none_within(
     return (found == 0).astype(int), end
 
 
-def _finish(
-    df: pd.DataFrame, label: np.ndarray, known: np.ndarray, as_of_ns: int, task: Task
-) -> pd.DataFrame:
-    df["label"] = pd.array(np.where(known, label, pd.NA), dtype="Int8")
-    cutoff = to_ns(df["cutoff_ts"])
-    df = df[cutoff <= as_of_ns]
-    if df.empty:
-        raise NoInstancesError(f"{task}: no instance has reached its prediction moment by as_of")
-    extra = [c for c in df.columns if c not in INSTANCE_COLUMNS]
-    return df[[*INSTANCE_COLUMNS, *extra]].sort_values("instance_id", ignore_index=True)
+def _label(y: np.ndarray, known: np.ndarray) -> Any:
+    """Int8 labels: ``y`` where known, <NA> elsewhere."""
+    return pd.arrays.IntegerArray(np.where(known, y, 0).astype(np.int8), ~known)
+
+
+def _by_id(found: _Found, rows: np.ndarray) -> np.ndarray:
+    """``rows`` in order of instance id (stable, missing ids last), as ``sort_values`` does."""
+    return rows[found.ids[rows].argsort()] if len(rows) > 1 else rows
+
+
+def _found(tl: Timeline, task: Task, params: TaskParams, as_of_ns: int) -> _Found:
+    if task == "lead_leakage":
+        return _lead_instances(tl, params, as_of_ns)
+    if task == "no_show":
+        return _appointment_instances(tl, params, as_of_ns)
+    if task == "service_defection":
+        return _delivery_instances(tl, params, as_of_ns)
+    raise ValueError(f"unknown task {task!r}; expected lead_leakage, no_show or service_defection")
 
 
 def build_instances(
@@ -101,116 +143,208 @@ def build_instances(
     if len(tl) == 0:
         raise NoInstancesError(f"{task}: the events table is empty")
     as_of_ns = int(tl.ts.max()) if as_of is None else int(to_ns(pd.Series([as_of]))[0])
-    if task == "lead_leakage":
-        return _lead_instances(tl, params, as_of_ns)
-    if task == "no_show":
-        return _appointment_instances(tl, params, as_of_ns)
-    if task == "service_defection":
-        return _delivery_instances(tl, params, as_of_ns)
-    raise ValueError(f"unknown task {task!r}; expected lead_leakage, no_show or service_defection")
+    found = _found(tl, task, params, as_of_ns)
+    if found.none is not None:
+        raise NoInstancesError(found.none)
+    rows = np.flatnonzero(found.cutoff_ns <= as_of_ns)
+    if not len(rows):
+        raise NoInstancesError(f"{task}: no instance has reached its prediction moment by as_of")
+    rows = _by_id(found, rows)
+    label = _label(found.y[rows], found.known[rows])
+    return pd.DataFrame(found.columns(rows, to_timestamps(found.cutoff_ns[rows]), label))
 
 
-def _lead_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
+def _lead_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Found:
     pos = tl.positions(*LEAD_TYPES)
-    if len(pos) == 0:
-        raise NoInstancesError(
-            "lead_leakage: the events hold no lead "
-            "(lead_form, lead_call, lead_chat, lead_third_party)"
-        )
-    df = _anchor_frame(tl, pos)
+    ids = tl.text(pos, "event_id")
     lead_ns = tl.ts[pos]
     p = params.lead_leakage
-    df["cutoff_ts"] = _ts(lead_ns + int(p.cutoff_after_lead_minutes * NS_MIN))
-    df["lead_type"] = tl.column(pos, "event_type").astype("string").str.removeprefix("lead_")
     dark, window_end = _none_within(
         tl, pos, ("appointment_set", "showroom_visit"), int(p.window_days * NS_DAY)
     )
-    return _finish(df, dark, window_end <= as_of_ns, as_of_ns, "lead_leakage")
+
+    def columns(rows: np.ndarray, cutoff_ts: Any, label: Any) -> Columns:
+        at = pos[rows]
+        return {
+            **_anchor_columns(tl, at, ids[rows]),
+            "cutoff_ts": cutoff_ts,
+            "label": label,
+            "lead_type": _lead_type_names().take(tl.etype[at]),
+        }
+
+    none = (
+        None
+        if len(pos)
+        else "lead_leakage: the events hold no lead "
+        "(lead_form, lead_call, lead_chat, lead_third_party)"
+    )
+    cutoff = lead_ns + int(p.cutoff_after_lead_minutes * NS_MIN)
+    return _Found(ids, lead_ns, cutoff, window_end <= as_of_ns, dark, columns, none)
 
 
-def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
-    pos = tl.positions(*BOOKING_TYPES)
-    if len(pos) == 0:
-        raise NoInstancesError(
-            "no_show: the events hold no booking "
-            "(appointment_set, service_appointment_set, appointment_rescheduled)"
-        )
-    df = _anchor_frame(tl, pos)
-    appointment_id = tl.attribute(pos, "appointment_id")
-    scheduled = pd.to_datetime(tl.attribute(pos, "scheduled_ts"), utc=True, errors="coerce")
-    unusable = appointment_id.isna() | scheduled.isna()
-    if unusable.all():
-        raise NoInstancesError(
-            "no_show: no booking carries both 'appointment_id' and 'scheduled_ts' in attributes"
-        )
+@cache
+def _lead_type_names() -> Any:
+    """Event type codes -> lead type ("form" for lead_form, ...), as strings."""
+    return pd.array([t.removeprefix("lead_") for t in Timeline.event_type_names()], dtype=STRING)
+
+
+def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Found:
+    booking = tl.positions(*BOOKING_TYPES)
+    appointment_id = tl.attribute_array(booking, "appointment_id")
+    scheduled = _parse_moments(tl.attribute_array(booking, "scheduled_ts"))
+    unusable = appointment_id.is_null().to_numpy(zero_copy_only=False) | scheduled.isna()
+    # Usable bookings, the first of each appointment id.
+    usable = np.flatnonzero(~unusable)
+    usable_ids = appointment_id.take(pa.array(usable))
+    first = pc.index_in(usable_ids, value_set=usable_ids).to_numpy(zero_copy_only=False)
+    keep = usable[first == np.arange(len(usable))]
+    pos = booking[keep]
+    ids = pd.arrays.ArrowStringArray(appointment_id.take(pa.array(keep)))
     booked_ns = tl.ts[pos]
-    scheduled_ns = to_ns(scheduled.fillna(pd.Timestamp(0, tz="UTC")))
+    scheduled_ns = to_ns(scheduled[keep])
     cutoff = np.maximum(
         booked_ns, scheduled_ns - int(params.no_show.cutoff_before_start_hours * NS_HOUR)
     )
-    etype = tl.column(pos, "event_type").astype("string")
-    df["instance_id"] = appointment_id
-    df["booked_ts"] = df["anchor_ts"]
-    df["scheduled_ts"] = _ts(scheduled_ns)
-    df["cutoff_ts"] = _ts(cutoff)
-    df["appointment_kind"] = np.where(etype == "service_appointment_set", "service", "sales")
-    df["rescheduled"] = (etype == "appointment_rescheduled").to_numpy()
-    df["vehicle_id"] = tl.column(pos, "vehicle_id").astype("string")
-    df = df[~unusable.to_numpy()].drop_duplicates("instance_id", keep="first")
-    # Outcomes, matched by appointment id.
-    outcomes = []
-    for etype_name, label in (
-        ("appointment_no_show", 1),
-        ("appointment_showed", 0),
-        ("appointment_cancelled", 0),
+    y, when = _first_outcomes(tl, ids)
+    known = (y >= 0) & (when <= as_of_ns)
+    service_kind = _service_bookings(tl, pos, ids)
+
+    def columns(rows: np.ndarray, cutoff_ts: Any, label: Any) -> Columns:
+        at = pos[rows]
+        etype = tl.etype[at]
+        service = service_kind[rows]
+        anchor = _anchor_columns(tl, at, ids[rows])
+        return {
+            **anchor,
+            "cutoff_ts": cutoff_ts,
+            "label": label,
+            "booked_ts": anchor["anchor_ts"],
+            "scheduled_ts": to_timestamps(scheduled_ns[rows]),
+            "appointment_kind": _APPOINTMENT_KINDS.take(service.astype(np.intp)),
+            "rescheduled": etype == tl.event_type_code("appointment_rescheduled"),
+            "vehicle_id": tl.text(at, "vehicle_id"),
+        }
+
+    none = None
+    if not len(booking):
+        none = (
+            "no_show: the events hold no booking "
+            "(appointment_set, service_appointment_set, appointment_rescheduled)"
+        )
+    elif not len(usable):
+        none = "no_show: no booking carries both 'appointment_id' and 'scheduled_ts' in attributes"
+    return _Found(ids, booked_ns, cutoff, known, np.maximum(y, 0), columns, none, scheduled_ns)
+
+
+def _service_bookings(tl: Timeline, pos: np.ndarray, ids: Any) -> np.ndarray:
+    """Whether each booking at ``pos`` (appointment ``ids``) is a service appointment. A
+    reschedule keeps the kind of the booking it moves (``rescheduled_from``), along chains."""
+    service = tl.etype[pos] == tl.event_type_code("service_appointment_set")
+    moved = np.flatnonzero(tl.etype[pos] == tl.event_type_code("appointment_rescheduled"))
+    if not len(moved):
+        return service
+    parent = pc.index_in(
+        tl.attribute_array(pos[moved], "rescheduled_from"), value_set=pa.array(ids)
+    )
+    parent = pc.fill_null(parent, -1).to_numpy(zero_copy_only=False)
+    found = parent >= 0
+    for _ in range(len(moved)):  # each pass settles one more link of the longest chain
+        updated = service.copy()
+        updated[moved[found]] = service[parent[found]]
+        if np.array_equal(updated, service):
+            break
+        service = updated
+    return service
+
+
+def _parse_moments(texts: pa.Array) -> pd.DatetimeIndex:
+    """ISO 8601 strings as UTC moments (NaT where missing or unparsable): exactly
+    ``pd.to_datetime(texts, utc=True, errors="coerce")``. When every string has the same strict
+    ISO shape, the format pandas would infer from the first is reused for that shape (the
+    inference alone costs more than the parsing)."""
+    values = pd.arrays.ArrowStringArray(texts)
+    present = [t for t in texts.to_pylist() if t is not None]
+    shape = _iso_shape(present[0]) if present else None
+    if shape is None or any(_iso_shape(t) != shape for t in present[1:]):
+        return pd.to_datetime(values, utc=True, errors="coerce")
+    return pd.to_datetime(values, utc=True, errors="coerce", format=_iso_format(shape, present[0]))
+
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+_ISO_FORMATS: dict[tuple[int, bool], str | None] = {}
+
+
+def _iso_shape(text: str) -> tuple[int, bool] | None:
+    """(fraction digits, ends in Z) of a strict ISO 8601 moment with a timezone, else None."""
+    m = _ISO.fullmatch(text)
+    if m is None:
+        return None
+    return (len(m.group(1) or ""), m.group(2) == "Z")
+
+
+def _iso_format(shape: tuple[int, bool], text: str) -> str | None:
+    """The format pandas infers for ``text`` (the same for every string of its ISO shape)."""
+    if shape not in _ISO_FORMATS:
+        _ISO_FORMATS[shape] = guess_datetime_format(text)
+    return _ISO_FORMATS[shape]
+
+
+def _first_outcomes(tl: Timeline, appointment_ids: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each appointment's first outcome: 1 for a no-show, 0 for a show, a cancellation or a
+    reschedule, -1 for none yet; and when it happened (ns). Outcomes are matched by
+    appointment id; at the same moment, no-show, show, cancellation, reschedule win in turn."""
+    ids, when, outcome = [], [], []
+    for etype_name, key, label in (
+        ("appointment_no_show", "appointment_id", 1),
+        ("appointment_showed", "appointment_id", 0),
+        ("appointment_cancelled", "appointment_id", 0),
+        ("appointment_rescheduled", "rescheduled_from", 0),
     ):
         p = tl.positions(etype_name)
-        outcomes.append(
-            pd.DataFrame(
-                {
-                    "instance_id": tl.attribute(p, "appointment_id"),
-                    "outcome_ns": tl.ts[p],
-                    "y": label,
-                }
-            )
-        )
-    p = tl.positions("appointment_rescheduled")
-    outcomes.append(
-        pd.DataFrame(
-            {"instance_id": tl.attribute(p, "rescheduled_from"), "outcome_ns": tl.ts[p], "y": 0}
-        )
+        ids.append(tl.attribute_array(p, key))
+        when.append(tl.ts[p])
+        outcome.append(np.full(len(p), label))
+    every_when, every_outcome = np.concatenate(when), np.concatenate(outcome)
+    by_time = np.argsort(every_when, kind="stable")
+    matched = pc.index_in(
+        pa.array(appointment_ids), value_set=pa.concat_arrays(ids).take(pa.array(by_time))
     )
-    first = (
-        pd.concat(outcomes, ignore_index=True)
-        .dropna(subset=["instance_id"])
-        .sort_values("outcome_ns", kind="stable")
-        .drop_duplicates("instance_id", keep="first")
-        .set_index("instance_id")
-    )
-    y = first["y"].reindex(df["instance_id"]).to_numpy()
-    when = first["outcome_ns"].reindex(df["instance_id"]).to_numpy()
-    known = ~np.isnan(y) & (when <= as_of_ns)
-    return _finish(df, np.nan_to_num(y).astype(int), known, as_of_ns, "no_show")
+    at = pc.fill_null(matched, -1).to_numpy(zero_copy_only=False)
+    if not len(by_time):
+        return np.full(len(at), -1), np.zeros(len(at), np.int64)
+    pick = by_time[np.maximum(at, 0)]
+    return np.where(at >= 0, every_outcome[pick], -1), np.where(at >= 0, every_when[pick], 0)
 
 
-def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> pd.DataFrame:
+def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Found:
     pos = tl.positions("vehicle_delivery")
-    if len(pos) == 0:
-        raise NoInstancesError("service_defection: the events hold no vehicle_delivery")
-    df = _anchor_frame(tl, pos)
+    ids = tl.text(pos, "event_id")
     p = params.service_defection
     delivery_ns = tl.ts[pos]
-    df["cutoff_ts"] = _ts(delivery_ns + int(p.cutoff_after_delivery_days * NS_DAY))
-    df["vehicle_id"] = tl.column(pos, "vehicle_id").astype("string")
-    df["vehicle_condition"] = tl.attribute(pos, "condition")
     defected, window_end = _none_within(
         tl, pos, ("repair_order_opened",), int(p.window_days * NS_DAY)
     )
-    return _finish(df, defected, window_end <= as_of_ns, as_of_ns, "service_defection")
+
+    def columns(rows: np.ndarray, cutoff_ts: Any, label: Any) -> Columns:
+        at = pos[rows]
+        return {
+            **_anchor_columns(tl, at, ids[rows]),
+            "cutoff_ts": cutoff_ts,
+            "label": label,
+            "vehicle_id": tl.text(at, "vehicle_id"),
+            "vehicle_condition": pd.arrays.ArrowStringArray(tl.attribute_array(at, "condition")),
+        }
+
+    none = None if len(pos) else "service_defection: the events hold no vehicle_delivery"
+    cutoff = delivery_ns + int(p.cutoff_after_delivery_days * NS_DAY)
+    return _Found(ids, delivery_ns, cutoff, window_end <= as_of_ns, defected, columns, none)
 
 
 def open_instances(
-    events: pd.DataFrame, task: Task, now: pd.Timestamp, params: TaskParams | None = None
+    events: pd.DataFrame | Timeline,
+    task: Task,
+    now: pd.Timestamp,
+    params: TaskParams | None = None,
 ) -> pd.DataFrame:
     """The instances a dealer can still act on at ``now`` (the serving view), scored at
     ``now``: ``cutoff_ts`` is ``now`` and ``label`` null. Only events before ``now`` count.
@@ -219,27 +353,56 @@ def open_instances(
     - no_show: bookings with no outcome yet whose start is still ahead;
     - service_defection: deliveries with no repair order yet, window running.
 
-    Returns an empty table (same columns) when nothing is open.
+    ``events``: the canonical table or a ``Timeline`` (events at or after ``now`` are ignored
+    either way). Returns an empty table (instance columns only) when nothing is open.
     """
-    params = params or TaskParams()
-    known = events[events["ts"] < now]
-    try:
-        # As if extracted far in the future: every anchor before now is in, and a label is 1
-        # (leads, deliveries) or set (bookings) exactly when no outcome has happened by now.
-        inst = build_instances(known, task, params, as_of=now + pd.Timedelta(days=36_500))
-    except NoInstancesError:
+    columns, any_instance = _open(events, task, now, params)
+    if not any_instance:
         return pd.DataFrame(columns=[*INSTANCE_COLUMNS]).astype({"label": "Int8"})
-    anchor = inst["anchor_ts"]
-    if task == "no_show":
-        still_open = inst["label"].isna() & (inst["scheduled_ts"] > now)
-    else:
+    return pd.DataFrame(columns)
+
+
+def open_instance_columns(
+    events: pd.DataFrame | Timeline,
+    task: Task,
+    now: pd.Timestamp,
+    params: TaskParams | None = None,
+) -> Columns:
+    """``open_instances`` as columns, for the scoring path (no DataFrame is built): the
+    same rows and values; with no open instance, every column of the task, empty."""
+    return _open(events, task, now, params)[0]
+
+
+def _open(
+    events: pd.DataFrame | Timeline, task: Task, now: pd.Timestamp, params: TaskParams | None
+) -> tuple[Columns, bool]:
+    """The open instances' columns, and whether the events hold any instance at all."""
+    params = params or TaskParams()
+    now = pd.Timestamp(now)
+    tl = events.before(now) if isinstance(events, Timeline) else Timeline(events, until=now)
+    now_ns = timestamp_ns(now)
+    # As if extracted far in the future: every anchor before now is in, and a label is 1
+    # (leads, deliveries) or set (bookings) exactly when no outcome has happened by now.
+    as_of_ns = min(now_ns + _FAR_FUTURE_NS, np.iinfo(np.int64).max)
+    found = _found(tl, task, params, as_of_ns)
+    rows = np.flatnonzero(found.cutoff_ns <= as_of_ns)
+    if found.scheduled_ns is not None:  # bookings: no outcome yet, start still ahead
+        still_open = ~found.known & (found.scheduled_ns > now_ns)
+    else:  # leads, deliveries: no next step yet, window still running
         window = (
             params.lead_leakage.window_days
             if task == "lead_leakage"
             else params.service_defection.window_days
         )
-        still_open = (inst["label"] == 1) & (anchor + pd.Timedelta(days=window) > now)
-    out = inst[still_open.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
-    out["cutoff_ts"] = now
-    out["label"] = pd.array([pd.NA] * len(out), dtype="Int8")
-    return out
+        ends = found.anchor_ns + pd.Timedelta(days=window).value
+        still_open = found.known & (found.y == 1) & (ends > now_ns)
+    any_instance = found.none is None and len(rows) > 0
+    rows = _by_id(found, rows[still_open[rows]])
+    n = len(rows)
+    label = pd.arrays.IntegerArray(np.zeros(n, np.int8), np.ones(n, bool))
+    return found.columns(rows, _constant(now, n), label), any_instance
+
+
+def _constant(moment: pd.Timestamp, n: int) -> Any:
+    """``moment`` repeated ``n`` times, in its own resolution and timezone."""
+    return pd.array(np.full(n, moment.asm8)).tz_localize("UTC").tz_convert(moment.tz)

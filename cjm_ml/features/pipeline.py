@@ -1,4 +1,9 @@
-"""Feature tables: instances with labels joined to their point-in-time features (pure)."""
+"""Feature tables: instances with labels joined to their point-in-time features (pure).
+
+Training builds whole tables (``build_feature_table``); serving scores the instances open at
+"now" (``open_feature_columns`` for one request, ``open_features`` for a table). Both run the
+same instance and feature code on one ``Timeline``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ import json
 
 import pandas as pd
 
-from cjm_ml.features.build import BUILDERS
-from cjm_ml.features.instances import build_instances
+from cjm_ml.features.build import BUILDERS, feature_columns
+from cjm_ml.features.instances import build_instances, open_instance_columns
 from cjm_ml.features.registry import features_for
-from cjm_ml.features.timeline import Timeline
+from cjm_ml.features.timeline import Columns, Timeline
 from cjm_ml.params import Task, TaskParams
 
 
@@ -28,6 +33,36 @@ def build_feature_table(
     tl = Timeline.of(events)
     instances = build_instances(tl, task, params, as_of=as_of)
     return BUILDERS[task](tl, instances, params)
+
+
+def open_feature_columns(
+    events: pd.DataFrame | Timeline,
+    task: Task,
+    now: pd.Timestamp,
+    params: TaskParams | None = None,
+) -> Columns:
+    """The instances open at ``now`` with their features as known at ``now``, as columns
+    (name -> 1-D array; ``RiskModel.predict_risk`` takes them as they are).
+
+    Exactly ``BUILDERS[task](events before now, open_instances(events, task, now))``, one row
+    per open instance (none: every column, empty), computed on one ``Timeline`` of the events
+    before ``now`` and without building a DataFrame: the per-request scoring path.
+    ``events``: the canonical table (typically one customer's events) or a ``Timeline``.
+    """
+    params = params or TaskParams()
+    now = pd.Timestamp(now)
+    tl = events.before(now) if isinstance(events, Timeline) else Timeline(events, until=now)
+    return feature_columns(tl, open_instance_columns(tl, task, now, params), task, params)
+
+
+def open_features(
+    events: pd.DataFrame | Timeline,
+    task: Task,
+    now: pd.Timestamp,
+    params: TaskParams | None = None,
+) -> pd.DataFrame:
+    """``open_feature_columns`` as a table."""
+    return pd.DataFrame(open_feature_columns(events, task, now, params))
 
 
 def feature_table_metadata(table: pd.DataFrame, task: Task, params: TaskParams) -> dict[str, str]:

@@ -13,9 +13,10 @@ whole table, a partition of customers, or that customer's events alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,22 @@ from cjm_ml.events import REQUIRED_COLUMNS, catalogue
 NS_MIN = 60 * 1_000_000_000
 NS_HOUR = 60 * NS_MIN
 NS_DAY = 24 * NS_HOUR
+
+#: A table as its columns: name -> equal-length 1-D array (numpy or pandas extension array),
+#: in column order. ``pd.DataFrame(columns)`` is the table; the scoring path skips building it.
+Columns: TypeAlias = dict[str, Any]
+
+#: The canonical string dtype ("string": pyarrow-backed, <NA> for missing).
+STRING = pd.StringDtype()
+
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+
+#: Below this many values, small per-value Python work beats a vectorised call's fixed cost.
+_SMALL = 100
+#: A timeline of at most this many events is a request's: some columns are read whole, once.
+_FEW_EVENTS = 1_000
+#: JSON whitespace, spelled out: RE2 (pyarrow) and Python's ``re`` read it identically.
+_WS = r"[\t\n\f\r ]*"
 
 
 @dataclass(frozen=True)
@@ -41,15 +58,21 @@ class MissingColumnsError(ValueError):
     """The events table lacks columns the feature code needs."""
 
 
+#: Attributes of a Timeline that hold one value per sorted event (sliced together by ``before``).
+_PER_EVENT = ("key", "order", "cust", "ts", "etype", "channel", "value")
+
+
 class Timeline:
     """The events of many customers, sorted for point-in-time queries.
 
     Refuses a table without the event model's required columns (``MissingColumnsError``
     names them). Accepts the typed table from ``load_events`` or any frame with the same
-    columns; input row order does not matter.
+    columns; input row order does not matter. With ``until`` (a timezone-aware moment), only
+    the events strictly before it are indexed: the same as passing
+    ``events[events["ts"] < until]``, without copying the table.
     """
 
-    def __init__(self, events: pd.DataFrame) -> None:
+    def __init__(self, events: pd.DataFrame, until: pd.Timestamp | None = None) -> None:
         missing = [
             c
             for c in (*REQUIRED_COLUMNS, "channel", "value", "attributes", "vehicle_id")
@@ -57,57 +80,100 @@ class Timeline:
         ]
         if missing:
             raise MissingColumnsError(f"events table is missing column(s): {', '.join(missing)}")
-        cat = catalogue()
-        self._type_codes = {k: i for i, k in enumerate(cat.event_type_keys)}
-        self._channel_codes = {k: i for i, k in enumerate(cat.channels)}
-        customer = events["customer_id"]
-        if isinstance(customer.dtype, pd.CategoricalDtype):
-            cust_codes = customer.cat.codes.to_numpy().astype(np.int64)
-            self.customers = pd.Index(customer.cat.categories.astype("string"))
-        else:
-            codes, uniques = pd.factorize(customer, sort=False)
-            cust_codes = codes.astype(np.int64)
-            self.customers = pd.Index(pd.Series(uniques).astype("string"))
+        self._type_codes, self._channel_codes = _catalogue_codes()
         ts = to_ns(events["ts"])
-        etype = _codes(events["event_type"], list(self._type_codes))
+        rows: np.ndarray | None = None  # the rows indexed, when not all of them
+        if until is not None:
+            kept = ts < timestamp_ns(until)
+            if not kept.all():
+                rows = np.flatnonzero(kept)
+                ts = ts[rows]
+        customer = events["customer_id"]
+        self._customers_categorical = isinstance(customer.dtype, pd.CategoricalDtype)
+        if self._customers_categorical:
+            cust_codes = _subset(np.asarray(customer.array.codes, dtype=np.int64), rows)
+            self._customer_values: Any = customer.cat.categories
+        else:
+            cust_codes, self._customer_values = _factorize(_subset(customer.array, rows))
+        etype = _subset(_codes(events["event_type"], self._type_codes), rows)
         if (etype < 0).any():
-            bad = events["event_type"].astype("string")[etype < 0].iloc[0]
+            first = int(np.flatnonzero(etype < 0)[0])
+            row = first if rows is None else int(rows[first])
+            bad = events["event_type"].astype("string").iloc[row]
             raise ValueError(f"unknown event type {bad!r}; validate the events first")
         self._n_types = len(self._type_codes)
-        self._clock = _Clock(ts, n_customers=len(self.customers) + 1, n_types=self._n_types)
+        n_customers = len(self._customer_values) + 1
+        self._clock = _Clock(ts, n_customers=n_customers, n_types=self._n_types)
         key = (cust_codes * self._clock.span + self._clock.tick(ts)) * self._n_types + etype
-        order = np.argsort(key, kind="stable")
-        key = key[order]
+        local = np.argsort(key, kind="stable")  # positions in the indexed rows
+        key = key[local]
         # Same customer, time and type: order by channel, value, then id, so input order
         # never decides which of two simultaneous events is "first".
         tie = np.flatnonzero(key[1:] == key[:-1])
         if len(tie):
             members = np.unique(np.concatenate([tie, tie + 1]))
-            rows = order[members]
-            sub = events.iloc[rows]
+            rows_of = local[members] if rows is None else rows[local[members]]
+            sub = events.iloc[rows_of]
             sub_order = np.lexsort(
                 (
                     sub["event_id"].astype("string").to_numpy(dtype=str),
                     np.nan_to_num(sub["value"].to_numpy(dtype=float), nan=np.inf),
-                    _codes(sub["channel"], list(self._channel_codes)),
+                    _codes(sub["channel"], self._channel_codes),
                     key[members],
                 )
             )
-            order[members] = rows[sub_order]
-        self.order = order
+            local[members] = local[members][sub_order]
+        self.order = local if rows is None else rows[local]
         self.key = key
-        self.cust = cust_codes[order]
-        self.ts = ts[order]
-        self.etype = etype[order]
-        self.channel = _codes(events["channel"], list(self._channel_codes))[order]
-        self.value = events["value"].to_numpy(dtype=float, na_value=np.nan)[order]
+        self.cust = cust_codes[local]
+        self.ts = ts[local]
+        self.etype = etype[local]
+        self.channel = _codes(events["channel"], self._channel_codes)[self.order]
+        self.value = events["value"].to_numpy(dtype=float, na_value=np.nan)[self.order]
         self._events = events
         self._positions: dict[tuple[str, ...], np.ndarray] = {}
+        self._texts: dict[str, tuple[Any, np.ndarray | None] | None] = {}
 
     @classmethod
     def of(cls, events: pd.DataFrame | Timeline) -> Timeline:
         """``events`` itself when already a Timeline, else a Timeline built from the table."""
         return events if isinstance(events, Timeline) else cls(events)
+
+    def before(self, until: pd.Timestamp) -> Timeline:
+        """This timeline without the events at or after ``until`` (timezone-aware), with no
+        re-sorting: every answer is the one ``Timeline(events[events["ts"] < until])`` gives."""
+        kept = self.ts < timestamp_ns(until)
+        if kept.all():
+            return self
+        sub = Timeline.__new__(Timeline)
+        shared = ("_type_codes", "_channel_codes", "_customers_categorical", "_customer_values",
+                  "_n_types", "_clock", "_events", "_texts")  # fmt: skip
+        for name in shared:
+            setattr(sub, name, getattr(self, name))
+        for name in _PER_EVENT:
+            setattr(sub, name, getattr(self, name)[kept])
+        sub._positions = {}
+        return sub
+
+    @cached_property
+    def customers(self) -> pd.Index:
+        """The customer ids, as strings, by timeline customer code."""
+        if self._customers_categorical:
+            return pd.Index(self._customer_values.astype("string"))
+        return pd.Index(pd.Series(self._customer_values).astype("string"))
+
+    @cached_property
+    def _customer_lookup(self) -> dict[str, int] | None:
+        """Customer id -> code for a timeline of a few customers with string ids, else None."""
+        values = self._customer_values
+        if len(values) > _SMALL or not isinstance(
+            values.dtype, pd.StringDtype | np.dtypes.ObjectDType
+        ):
+            return None
+        ids = values.tolist()
+        if not all(isinstance(v, str) for v in ids):
+            return None
+        return {v: i for i, v in enumerate(ids)}
 
     @cached_property
     def _by_type(self) -> np.ndarray:
@@ -122,10 +188,29 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.ts)
 
+    @staticmethod
+    def event_type_names() -> tuple[str, ...]:
+        """Event type names by code (``etype``): the journey catalogue's order."""
+        return tuple(_catalogue_codes()[0])
+
+    def event_type_code(self, event_type: str) -> int:
+        """The code of an event type in ``etype``; KeyError for an unknown type."""
+        return self._type_codes[event_type]
+
     # ------------------------------------------------------------------ instance mapping
-    def customer_codes(self, customer_ids: pd.Series) -> np.ndarray:
-        """Timeline codes of the given customers (-1 for a customer with no events)."""
-        return np.asarray(self.customers.get_indexer(customer_ids.astype("string")), dtype=np.int64)
+    def customer_codes(self, customer_ids: pd.Series | Any) -> np.ndarray:
+        """Timeline codes of the given customers (-1 for a customer with no events).
+
+        ``customer_ids``: a Series or a 1-D array of ids."""
+        lookup = self._customer_lookup
+        if (
+            lookup is not None
+            and len(customer_ids) <= _SMALL
+            and isinstance(customer_ids.dtype, pd.StringDtype)
+        ):
+            return np.array([lookup.get(c, -1) for c in customer_ids.tolist()], dtype=np.int64)
+        ids = pd.Series(customer_ids, copy=False).astype("string")
+        return np.asarray(self.customers.get_indexer(ids), dtype=np.int64)
 
     def position(self, cust: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Position of the first event of ``cust`` at or after ``ts`` (ns since epoch).
@@ -202,14 +287,108 @@ class Timeline:
 
     def attribute(self, positions: np.ndarray, key: str) -> pd.Series:
         """A string attribute of the events at ``positions`` (missing -> <NA>)."""
+        return pd.Series(self.attribute_array(positions, key), dtype="string")
+
+    def attribute_array(self, positions: np.ndarray, key: str) -> pa.Array:
+        """``attribute`` as a pyarrow ``large_string`` array (null where missing)."""
+        if len(positions) <= _SMALL:
+            pattern = _attribute_regex(key)
+            if len(self) <= _FEW_EVENTS:  # a request's events: read them all once, as Python
+                texts = [self._attribute_texts[p] for p in positions.tolist()]
+            else:
+                texts = self.text_array(positions, "attributes").to_pylist()
+            found = [
+                m.group(1) if text is not None and (m := pattern.search(text)) else None
+                for text in texts
+            ]
+            return pa.array(found, type=pa.large_string())
         attrs = pa.array(self.column(positions, "attributes").astype("string"), type=pa.string())
-        pattern = '"' + key + r'"\s*:\s*"(?P<v>[^"]*)"'
-        found = pc.struct_field(pc.extract_regex(attrs, pattern), [0])
-        return pd.Series(found, dtype="string")
+        found = pc.struct_field(pc.extract_regex(attrs, _attribute_regex(key).pattern), [0])
+        return _flat(found).cast(pa.large_string())
+
+    @cached_property
+    def _attribute_texts(self) -> list[str | None]:
+        """Every event's attributes as Python strings, in timeline order (for a few lookups)."""
+        texts: list[str | None] = self.text_array(np.arange(len(self)), "attributes").to_pylist()
+        return texts
 
     def column(self, positions: np.ndarray, name: str) -> pd.Series:
         """Any column of the events at ``positions``, as stored."""
         return self._events[name].iloc[self.order[positions]].reset_index(drop=True)
+
+    def text(self, positions: np.ndarray, name: str) -> Any:
+        """A column of the events at ``positions`` as a "string" array (missing -> <NA>): the
+        values of ``column(positions, name).astype("string")``, without building a Series."""
+        return pd.arrays.ArrowStringArray(self.text_array(positions, name))
+
+    def text_array(self, positions: np.ndarray, name: str) -> pa.Array | pa.ChunkedArray:
+        """``text`` as a pyarrow string array (null where missing)."""
+        if name not in self._texts:
+            column = self._events[name]
+            if column.dtype == STRING:
+                self._texts[name] = (pa.array(column.array), None)
+            elif isinstance(column.dtype, pd.CategoricalDtype):
+                levels = _string_levels(column.dtype.categories)
+                self._texts[name] = (levels, np.asarray(column.array.codes))
+            else:
+                self._texts[name] = None
+        source = self._texts[name]
+        if source is None:
+            return pa.array(self.column(positions, name).astype("string").array)
+        values, codes = source
+        rows = self.order[positions]
+        if codes is None:
+            return values.take(pa.array(rows))
+        at = codes[rows]
+        return values.take(pa.array(at, mask=at < 0))
+
+
+@cache
+def _attribute_regex(key: str) -> re.Pattern[str]:
+    """``"key": "value"`` in a JSON object, with the value as group 1. The same pattern runs in
+    pyarrow (RE2) for many events and in Python's ``re`` for a few; both read it alike."""
+    return re.compile('"' + key + '"' + _WS + ":" + _WS + '"(?P<v>[^"]*)"')
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(values, sort=False)`` as int64 codes and uniques; for a few strings, with
+    a dict (the same codes, in order of first appearance, -1 for missing)."""
+    if len(values) <= _SMALL and values.dtype == STRING:
+        seen: dict[str, int] = {}
+        codes = [-1 if v is pd.NA else seen.setdefault(v, len(seen)) for v in values.tolist()]
+        uniques = pd.arrays.ArrowStringArray(pa.array(list(seen), type=pa.large_string()))
+        return np.array(codes, dtype=np.int64), uniques
+    codes, uniques = pd.factorize(values, sort=False)
+    return codes.astype(np.int64), uniques
+
+
+def _string_levels(categories: pd.Index) -> pa.Array:
+    """A categorical's levels as pyarrow strings, as ``astype("string")`` gives them."""
+    if isinstance(categories.dtype, pd.StringDtype) or (
+        categories.dtype == object and all(isinstance(c, str) for c in categories)
+    ):
+        return pa.array(categories.to_numpy(dtype=object), type=pa.large_string())
+    return pa.array(categories.astype("string").array)
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A pyarrow array in one piece."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _subset(values: Any, rows: np.ndarray | None) -> Any:
+    """``values[rows]``, or ``values`` itself when ``rows`` is None (every row)."""
+    return values if rows is None else values[rows]
+
+
+@cache
+def _catalogue_codes() -> tuple[dict[str, int], dict[str, int]]:
+    """Event type and channel codes: their positions in the journey catalogue."""
+    cat = catalogue()
+    return (
+        {k: i for i, k in enumerate(cat.event_type_keys)},
+        {k: i for i, k in enumerate(cat.channels)},
+    )
 
 
 class _Clock:
@@ -232,7 +411,8 @@ class _Clock:
         if self.ranks is not None:
             return _search(self.ranks, t)
         up = -(-t // self.unit) - self.t0
-        return np.clip(up, 0, self.span - 1)
+        np.maximum(up, 0, out=up)
+        return np.minimum(up, self.span - 1, out=up)
 
 
 def _search(a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -245,16 +425,52 @@ def _search(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _codes(values: pd.Series, categories: Iterable[str]) -> np.ndarray:
+def _codes(values: pd.Series, categories: dict[str, int]) -> np.ndarray:
     """Codes of ``values`` in ``categories`` (-1 for missing or unknown)."""
-    cats = list(categories)
-    if isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories) == cats:
-        return values.cat.codes.to_numpy().astype(np.int64)
-    return pd.Categorical(values.astype("string"), categories=cats).codes.astype(np.int64)
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype) and _same_levels(dtype.categories, categories):
+        return np.asarray(values.array.codes, dtype=np.int64)
+    index = pd.Index(list(categories))
+    return np.asarray(index.get_indexer(values.astype("string")), dtype=np.int64)
 
 
-def to_ns(ts: pd.Series) -> np.ndarray:
-    """Timezone-aware timestamps as int64 nanoseconds since the epoch; refuses naive times."""
+def _same_levels(levels: pd.Index, categories: dict[str, int]) -> bool:
+    """Whether a categorical's levels are exactly ``categories``, in order."""
+    if len(levels) != len(categories):
+        return False
+    types, channels = _catalogue_codes()
+    known = _catalogue_levels()
+    if categories is types or categories is channels:  # the usual case: compare Index to Index
+        return bool(levels.equals(known[0] if categories is types else known[1]))
+    return levels.tolist() == list(categories)
+
+
+@cache
+def _catalogue_levels() -> tuple[pd.Index, pd.Index]:
+    """The catalogue's event types and channels as Index objects (for fast comparisons)."""
+    types, channels = _catalogue_codes()
+    return pd.Index(list(types)), pd.Index(list(channels))
+
+
+def timestamp_ns(moment: pd.Timestamp) -> int:
+    """A timezone-aware moment as nanoseconds since the epoch; refuses a naive one."""
+    ts = pd.Timestamp(moment)
+    if ts.tz is None:
+        raise ValueError(f"{moment} has no timezone; give moments in UTC")
+    return int(ts.value)
+
+
+def to_ns(ts: pd.Series | pd.Index | Any) -> np.ndarray:
+    """Timezone-aware timestamps (a Series, an Index or a datetime array) as int64 nanoseconds
+    since the epoch; refuses naive times."""
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
         raise ValueError("'ts' must be timezone-aware UTC timestamps; validate the events first")
-    return np.asarray(ts.dt.tz_convert("UTC").dt.as_unit("ns").array.asi8, dtype=np.int64)
+    values = ts.array if isinstance(ts, pd.Series | pd.Index) else ts
+    if values.unit != "ns":
+        values = values.as_unit("ns")
+    return np.asarray(values.asi8, dtype=np.int64)
+
+
+def to_timestamps(ns: np.ndarray) -> Any:
+    """int64 nanoseconds since the epoch as a ``datetime64[ns, UTC]`` array."""
+    return pd.array(np.asarray(ns, dtype=np.int64).view("M8[ns]"), dtype=_UTC_NS)

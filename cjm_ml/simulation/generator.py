@@ -937,6 +937,11 @@ class _Simulator:
         log.add("service_reminder", cust, t_welcome, r, channel=rem_channel, vehicle=vehicle)
         # Loyal owners engage with it (a reply or an open shows only on text and email).
         self.log_engagement(cust, t_welcome, r, rem_channel, -0.5 + 1.1 * loyalty + 0.6 * matched)
+        # Owners without a first service booked try the online scheduler the welcome message
+        # points to; where it is hard to use, many give up (an abandoned session before the
+        # prediction moment), and an owner who gave up carries the whole friction.
+        gave_up = self.early_online_attempts(cust, t_welcome, r, vehicle, ~booked)
+        felt_friction = np.where(gave_up, 1.0, self.p["online_booking_friction"][r])
 
         terms = causal.service_defection_terms(
             loyalty=self.loyalty[cust],
@@ -947,7 +952,7 @@ class _Simulator:
             reminder_channel_matched=matched.astype(float),
             open_recall=recall.astype(float),
             recall_notified=notified.astype(float),
-            rooftop_online_friction=self.p["online_booking_friction"][r],
+            rooftop_online_friction=felt_friction,
             low_sales_csi=(answered & (score <= 6)).astype(float),
         )
         prob = causal.sigmoid(causal.total(terms))
@@ -1004,6 +1009,34 @@ class _Simulator:
             rng,
         )
         return [first, later]
+
+    def early_online_attempts(
+        self,
+        cust: np.ndarray,
+        welcome: np.ndarray,
+        rooftop: np.ndarray,
+        vehicle: np.ndarray,
+        unbooked: np.ndarray,
+    ) -> np.ndarray:
+        """Seven in ten owners with no first service booked open the online scheduler within
+        a day of the welcome message (before the defection cutoff); each gives up with the
+        rooftop's abandon rate. Logs the abandoned sessions (value 0); returns who gave up.
+        Owners who get through book later, when the service is due."""
+        rng = self.rng("early_online_booking")
+        n = len(cust)
+        tries = unbooked & (rng.random(n) < 0.7)
+        gave_up = tries & (rng.random(n) < self.p["online_booking_friction"][rooftop])
+        t = welcome + rng.uniform(1, 20, n) * HOUR
+        self.log.add(
+            "online_scheduling",
+            cust[gave_up],
+            t[gave_up],
+            rooftop[gave_up],
+            channel="web",
+            vehicle=vehicle[gave_up],
+            value=np.zeros(int(gave_up.sum())),
+        )
+        return np.asarray(gave_up, dtype=bool)
 
     def log_engagement(
         self,

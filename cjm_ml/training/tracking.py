@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from cjm_ml.config import Settings
+from cjm_ml.explain.drivers import group_norms
 from cjm_ml.features.registry import features_for
 from cjm_ml.params import Task
 from cjm_ml.training import plots
@@ -193,9 +194,16 @@ def track(
             ("importance", plots.importance_figure(report)),
         ):
             mlflow.log_figure(figure, f"plots/{part}.png")
+        labelled = pd.concat([report.split.train, report.split.valid, report.split.test])
         bundle = report.model.save(
             Path(tmp) / BUNDLE_ARTIFACT,
-            metadata={"run_id": run.info.run_id, "metrics": report.summary(), "data": report.data},
+            metadata={
+                "run_id": run.info.run_id,
+                "metrics": report.summary(),
+                "data": report.data,
+                # the group's comparison values the drivers quote ("the group's median is ...")
+                "norms": group_norms(labelled, task),
+            },
         )
         sample = report.model.matrix(report.split.test.head(50))
         info = mlflow.pyfunc.log_model(

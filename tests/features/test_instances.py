@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cjm_ml.cli import app
-from cjm_ml.features.instances import NoInstancesError, build_instances, open_instances
+from cjm_ml.features.instances import (
+    NoInstancesError,
+    _parse_moments,
+    build_instances,
+    open_instances,
+)
 from cjm_ml.features.pipeline import build_feature_table
 from cjm_ml.features.timeline import MissingColumnsError, Timeline
 from cjm_ml.io import read_parquet_metadata
@@ -209,3 +218,85 @@ def test_open_instances_are_what_a_dealer_can_still_act_on_now() -> None:
     assert list(bookings["instance_id"]) == ["a-ahead"]
     assert bookings["scheduled_ts"].iloc[0] == pd.Timestamp(at(42, "10:00"))
     assert open_instances(ev, "service_defection", now).empty
+
+
+def test_open_instances_read_the_same_from_a_table_or_a_timeline(
+    small_group: SimulatedGroup,
+) -> None:
+    ev = small_group.events
+    whole = Timeline(ev)
+    start = pd.Timestamp(small_group.config.start)
+    for now in (start + pd.Timedelta(days=300), start + pd.Timedelta(days=500, seconds=1)):
+        for task in TASKS:
+            from_table = open_instances(ev, task, now)
+            assert len(from_table) > 20, task
+            pd.testing.assert_frame_equal(open_instances(whole, task, now), from_table)
+            pd.testing.assert_frame_equal(open_instances(ev[ev["ts"] < now], task, now), from_table)
+            # one customer's events, as a request reads them from the store
+            customer = from_table["customer_id"].iloc[0]
+            mine = ev[ev["customer_id"] == customer]
+            pd.testing.assert_frame_equal(
+                open_instances(mine, task, now),
+                from_table[from_table["customer_id"] == customer].reset_index(drop=True),
+            )
+
+
+ISO_MOMENTS = st.builds(
+    lambda moment, digits, zone: (
+        moment.strftime("%Y-%m-%dT%H:%M:%S")
+        + (f".{moment.microsecond:06d}"[: digits + 1] if digits else "")
+        + zone
+    ),
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.integers(0, 6),
+    st.sampled_from(["Z", "+00:00", "-05:00", "+05:30"]),
+)
+OTHER_TEXTS = st.sampled_from(
+    ["2025-02-30T10:00:00Z", "2025-06-05 10:00:00+00:00", "06/05/2025 10:00", "soon", "", "NaT"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(ISO_MOMENTS, st.none()), min_size=1, max_size=6),
+    st.lists(OTHER_TEXTS, max_size=1),
+)
+def test_scheduled_times_parse_exactly_as_pandas_infers_them(
+    texts: list[str | None], odd: list[str]
+) -> None:
+    for values in (texts, [*texts, *odd]):
+        parsed = _parse_moments(pa.array(values, type=pa.large_string()))
+        expected = pd.to_datetime(pd.Series(values, dtype="string"), utc=True, errors="coerce")
+        assert list(parsed) == list(expected), values
+
+
+def test_a_rescheduled_booking_keeps_its_kind_along_the_chain() -> None:
+    def moved(day: int, new: str, old: str) -> dict[str, object]:
+        return {
+            "ts": at(day),
+            "event_type": "appointment_rescheduled",
+            "attributes": {"appointment_id": new, "rescheduled_from": old,
+                           "scheduled_ts": at(day + 5, "09:00")},
+        }  # fmt: skip
+
+    ev = events(
+        [
+            {
+                "ts": at(0),
+                "event_type": "service_appointment_set",
+                "attributes": {"appointment_id": "s-1", "scheduled_ts": at(5, "09:00")},
+            },
+            moved(1, "s-2", "s-1"),
+            moved(2, "s-3", "s-2"),
+            {
+                "ts": at(0),
+                "event_type": "appointment_set",
+                "attributes": {"appointment_id": "a-1", "scheduled_ts": at(5, "15:00")},
+            },
+            moved(1, "a-2", "a-1"),
+        ]
+    )
+    inst = build_instances(ev, "no_show", as_of=pd.Timestamp(at(30)))
+    kinds = inst.set_index("instance_id")["appointment_kind"].to_dict()
+    assert kinds == {"a-1": "sales", "a-2": "sales", "s-1": "service", "s-2": "service",
+                     "s-3": "service"}  # fmt: skip

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cjm_ml.features.pipeline import build_feature_table
+from cjm_ml.features.pipeline import build_feature_table, open_feature_columns
 from cjm_ml.params import Task
-from cjm_ml.simulation import SimulationConfig, simulate
+from cjm_ml.simulation import SimulatedGroup, SimulationConfig, simulate
 from cjm_ml.training.evaluate import calibration_table, capture_ratio, risk_metrics, top_share
 from cjm_ml.training.model import RiskModel, baseline_matrix, logistic_baseline
 from cjm_ml.training.split import time_split
@@ -167,3 +167,39 @@ def test_calibration_keeps_the_model_s_order(
     assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(risk, kind="stable"))
     y = test["label"].astype(int).to_numpy()
     assert roc_auc_score(y, risk) == pytest.approx(roc_auc_score(y, raw))
+
+
+def _lightgbm_own(model: RiskModel, table: pd.DataFrame) -> np.ndarray:
+    """What LightGBM predicts from the model's pandas matrix (its own category conversion)."""
+    return np.asarray(model.booster_.predict(model.matrix(table), raw_score=True), dtype=float)
+
+
+def test_the_float_matrix_path_predicts_exactly_what_lightgbm_does_from_pandas(
+    leakage_model: tuple[RiskModel, pd.DataFrame], small_group: SimulatedGroup
+) -> None:
+    model, test = leakage_model
+    assert np.array_equal(model.predict_raw(test), _lightgbm_own(model, test))
+    # one row at a time (the request path: one thread, dict lookups) gives the same numbers
+    for i in range(5):
+        row = test.iloc[[i]]
+        assert np.array_equal(model.predict_raw(row), _lightgbm_own(model, row))
+    # unseen, missing and non-string levels, missing numbers, columns as plain arrays
+    odd = test.head(40).copy()
+    odd.loc[odd.index[:10], "rooftop_id"] = "rt-99"
+    odd.loc[odd.index[10:20], "marketing_source"] = pd.NA
+    odd.loc[odd.index[20:30], "first_response_minutes"] = np.nan
+    odd["lead_type"] = odd["lead_type"].astype("category")
+    columns = {c: odd[c].to_numpy() for c in odd.columns}
+    assert np.isnan(model.encode(odd)[:10, model.features.index("rooftop_id")]).all()
+    assert np.array_equal(model.predict_raw(odd), _lightgbm_own(model, odd))
+    assert np.array_equal(model.predict_raw(columns), _lightgbm_own(model, odd))
+    assert np.array_equal(model.predict_risk(columns), model.calibrate(_lightgbm_own(model, odd)))
+    # the serving path's columns (string arrays, floats) as they come, no DataFrame
+    now = test["cutoff_ts"].max()
+    served = open_feature_columns(small_group.events, "lead_leakage", now)
+    assert len(served["instance_id"]) > 10
+    assert np.array_equal(model.predict_raw(served), _lightgbm_own(model, pd.DataFrame(served)))
+    with pytest.raises(ValueError, match=r"features must be numbers: prior_leads \(str"):
+        model.encode(test.head(3).assign(prior_leads="two"))
+    with pytest.raises(ValueError, match="feature table lacks prior_leads"):
+        model.encode({c: columns[c] for c in columns if c != "prior_leads"})

@@ -1,0 +1,173 @@
+"""Benchmark: the scoring API under load, served by uvicorn on 127.0.0.1, loaded by wrk.
+
+Targets on this 2-core machine: single-customer score with drivers p50 < 15 ms at
+concurrency 1; >= 300 scores/s at concurrency 32 with p99 < 150 ms. ``/healthz`` (no scoring:
+the framework's own floor) is measured in the same run. Needs ``wrk`` (Debian package) and the
+demo (``make demo --no-serve`` or ``cjm demo --no-serve``) for its events and champions.
+
+    .venv/bin/python benchmarks/api.py [--seconds 10] [--customers 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from cjm_ml.features.instances import open_instances
+from cjm_ml.serving.store import SqliteEventStore
+from cjm_ml.serving.tenants import generate_api_key
+
+LUA = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", "/v1/score/no_show",
+    {["Content-Type"] = "application/json", ["X-API-Key"] = "%(key)s"}, bodies[i])
+end
+"""
+GET_LUA = """
+request = function()
+  return wrk.format("GET", "%(path)s", {["X-API-Key"] = "%(key)s"})
+end
+"""
+
+
+def _wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    threads = min(2, connections)
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    return {
+        "rps": rps,
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--customers", type=int, default=3000)
+    parser.add_argument("--demo", type=Path, default=Path("data/demo"))
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install wrk")
+    events = pd.read_parquet(args.demo / "events.parquet")
+    as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
+    open_now = open_instances(events, "no_show", as_of)
+    customers = open_now["customer_id"].drop_duplicates().head(args.customers)
+    mine = events[events["customer_id"].isin(customers)].reset_index(drop=True)
+    work = Path(tempfile.mkdtemp(prefix="cjm-api-bench-"))
+    key, entry = generate_api_key("bench")
+    group = str(events["dealer_group_id"].iloc[0])
+    rooftops = sorted(events["rooftop_id"].astype(str).unique())
+    tenants = {
+        "dealer_groups": [
+            {
+                "dealer_group_id": group,
+                "rooftops": rooftops,
+                "api_keys": [entry.model_dump(exclude_none=True)],
+            }
+        ]
+    }
+    (work / "tenants.json").write_text(json.dumps(tenants))
+    with SqliteEventStore(work / "events.db") as store:
+        store.append(mine)
+    bodies = work / "bodies.txt"
+    bodies.write_text(
+        "\n".join(
+            json.dumps({"customers": [{"customer_id": c}], "as_of": as_of.isoformat()})
+            for c in customers
+        )
+    )
+    (work / "score.lua").write_text(LUA % {"bodies": bodies, "key": key})
+    (work / "health.lua").write_text(GET_LUA % {"path": "/healthz", "key": key})
+    env = {
+        **os.environ,
+        "CJM_TENANTS_FILE": str(work / "tenants.json"),
+        "CJM_EVENT_STORE_PATH": str(work / "events.db"),
+        "CJM_OUTBOX_PATH": str(work / "outbox.db"),
+        "CJM_MODELS_DIR": str(args.models.resolve()),
+        "CJM_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cjm_ml.cli", "serve", "--port", str(args.port)], env=env
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            sys.exit("the server did not become ready")
+        # warm up, and check the scoring answers what the benchmark expects
+        check = httpx.post(
+            f"{base}/v1/score/no_show",
+            content=bodies.read_text().splitlines()[0],
+            headers={"X-API-Key": key, "content-type": "application/json"},
+        )
+        check.raise_for_status()
+        assert check.json()["customers"][0]["instances"][0]["drivers_up"]
+        print(f"{len(customers):,} customers, {len(mine):,} events in the store; as of {as_of}")
+        print("| endpoint | connections | requests/s | p50 ms | p99 ms | non-2xx |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, script in (
+            ("score with drivers", "score.lua"),
+            ("/healthz (floor)", "health.lua"),
+        ):
+            for connections in (1, 32):
+                r = _wrk(base + "/", work / script, connections, args.seconds)
+                print(
+                    f"| {name} | {connections} | {r['rps']:.0f} | {r['p50']:.1f} | "
+                    f"{r['p99']:.1f} | {r['non_2xx']:.0f} |",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

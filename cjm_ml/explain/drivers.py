@@ -1,0 +1,961 @@
+"""Friction drivers: TreeSHAP contributions in dealer language, the what-if and the fix to try.
+
+``DriverExplainer`` wraps a trained ``RiskModel``. For each scored instance it takes LightGBM's
+native TreeSHAP contributions (``pred_contrib=True``), adds up the features that express the
+same friction into one driver (the response features into "slow first reply"), ranks the
+drivers that push the risk up and those that pull it down, renders each as a sentence from the
+feature registry (the value in dealer terms, the group's standard, the journey stage and
+touchpoint, and the driver's share of the risk), predicts the risk with each actionable friction
+removed (the what-if), and picks the playbook's action for the top actionable friction.
+
+Units. Contributions are reported on the calibrated log-odds scale (LightGBM's raw SHAP values
+times the Platt slope), so the base value plus the contributions is the calibrated log-odds of
+the risk. ``risk_points`` is what a driver adds to the risk in probability: the risk minus the
+risk with that driver's contribution taken out. ``share`` is the driver's part of everything
+that pushes the risk the same way.
+
+One code path serves one instance (the API: a dict in, microseconds of numpy) and a whole table
+(the batch: vectorised per driver, never per row).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy.special import expit
+
+from cjm_ml.events import catalogue
+from cjm_ml.features.registry import (
+    FRICTION_SPECS,
+    FeatureSpec,
+    feature_spec,
+    features_for,
+    friction_spec,
+)
+from cjm_ml.params import Task, TaskParams
+from cjm_ml.training.model import RiskModel
+
+DriverKind = Literal["friction", "context"]
+Direction = Literal["up", "down"]
+#: Drivers listed per instance by default: the top pushing risk up and pulling it down.
+TOP_UP = 3
+TOP_DOWN = 2
+
+
+# ------------------------------------------------------------------------------ drivers
+@dataclass(frozen=True)
+class DriverSpec:
+    """A driver of a task's risk: one friction (all the features that express it) or one
+    context feature. ``key`` is the friction's name or the feature's name."""
+
+    key: str
+    label: str
+    kind: DriverKind
+    stage: str
+    touchpoint: str | None
+    features: tuple[str, ...]
+
+
+def drivers_for(task: Task) -> list[DriverSpec]:
+    """The task's drivers in registry order: one per friction (its features together, placed
+    where its first feature is) and one per context feature."""
+    out: dict[str, DriverSpec] = {}
+    for f in features_for(task):
+        if f.friction is None:
+            w = f.wording
+            assert w is not None  # check_registry guarantees it
+            out[f.name] = DriverSpec(f.name, w.label, "context", f.stage, f.touchpoint, (f.name,))
+        elif f.friction in out:
+            d = out[f.friction]
+            out[f.friction] = DriverSpec(
+                d.key, d.label, d.kind, d.stage, d.touchpoint, (*d.features, f.name)
+            )
+        else:
+            fr = friction_spec(f.friction)
+            out[fr.name] = DriverSpec(
+                fr.name, fr.label, "friction", fr.stage, fr.touchpoint, (f.name,)
+            )
+    return list(out.values())
+
+
+# ------------------------------------------------------------------------------ playbook
+class Play(BaseModel):
+    """The playbook's answer to one friction: what to do, on which channel, how soon, by whom."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    action: str = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    urgency: Literal["now", "today", "this_week"]
+    owner: Literal["BDC", "sales_manager", "service_advisor", "service_manager"]
+
+
+def load_playbook(path: Path | None = None) -> dict[str, Play]:
+    """The playbook (``cjm_ml/data/playbook.json``, or a JSON file of the same shape): friction
+    name -> ``Play``. Keys starting with ``_`` are comments. Refuses an entry for an unknown
+    friction, a friction without an entry, or a bad field, naming the file, friction and field."""
+    where = str(path) if path is not None else "playbook.json (embedded)"
+    if path is None:
+        text = resources.files("cjm_ml.data").joinpath("playbook.json").read_text()
+    else:
+        text = Path(path).read_text()
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a JSON object of friction -> play")
+    known = {f.name for f in FRICTION_SPECS}
+    plays: dict[str, Play] = {}
+    for name, entry in raw.items():
+        if name.startswith("_"):
+            continue
+        if name not in known:
+            raise ValueError(
+                f"{where}: unknown friction {name!r}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            plays[name] = Play.model_validate(entry)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"{where}: friction {name!r}: {fields}") from exc
+    missing = sorted(known - set(plays))
+    if missing:
+        raise ValueError(f"{where}: no play for friction(s) {', '.join(missing)}")
+    return plays
+
+
+def recommended_action(friction: str, playbook: Mapping[str, Play]) -> Play:
+    """The playbook's play for a friction; raises KeyError naming a friction it lacks."""
+    try:
+        return playbook[friction]
+    except KeyError:
+        raise KeyError(f"the playbook has no play for friction {friction!r}") from None
+
+
+# ------------------------------------------------------------------------------ norms
+def group_norms(
+    table: pd.DataFrame, task: Task, params: TaskParams | None = None
+) -> dict[str, float]:
+    """The group's comparison value for each of the task's features that has a norm: the
+    median (numbers), the share of 1s (flags; unknowns left out), or the group's response
+    standard. Refuses a table missing one of those features, by name."""
+    params = params or TaskParams()
+    out: dict[str, float] = {}
+    for f in features_for(task):
+        w = f.wording
+        if w is None or w.norm is None:
+            continue
+        if w.norm == "sla":
+            out[f.name] = float(params.response_sla_minutes)
+            continue
+        if f.name not in table.columns:
+            raise ValueError(f"{task}: the table lacks {f.name}, needed for the group's norms")
+        values = pd.to_numeric(table[f.name], errors="coerce").to_numpy(dtype=float)
+        values = values[~np.isnan(values)]
+        if len(values):
+            out[f.name] = float(np.median(values) if w.norm == "median" else values.mean())
+    return out
+
+
+# ------------------------------------------------------------------------------ formatting
+def _ints(v: np.ndarray) -> np.ndarray:
+    return np.rint(v).astype(np.int64).astype(str).astype(object)
+
+
+def _plural(n: np.ndarray, noun: tuple[str, str]) -> np.ndarray:
+    return np.where(np.rint(n) == 1, noun[0], noun[1]).astype(object)
+
+
+def _minutes(v: np.ndarray) -> np.ndarray:
+    m = np.rint(v).astype(np.int64)
+    h, rest = np.divmod(m, 60)
+    hm = _ints(h) + " h" + np.where(rest == 0, "", " " + _ints(rest) + " min").astype(object)
+    days = _ints(m / 1440) + " days"
+    return np.where(
+        m < 1, "under a minute", np.where(m < 60, _ints(m) + " min", np.where(m < 2880, hm, days))
+    ).astype(object)
+
+
+def _days(v: np.ndarray) -> np.ndarray:
+    hours = np.rint(v * 24)
+    return np.where(
+        v < 1 / 24,
+        "under an hour",
+        np.where(
+            hours < 24,
+            _ints(hours) + " h",
+            np.where(v < 1.5, "1 day", _ints(v) + " days"),
+        ),
+    ).astype(object)
+
+
+def _km(v: np.ndarray) -> np.ndarray:
+    return np.where(v < 1, "under 1 km", _ints(v) + " km").astype(object)
+
+
+def _score(v: np.ndarray) -> np.ndarray:
+    return np.char.mod("%g", np.round(v, 1)).astype(object)
+
+
+def _categories(v: np.ndarray, levels: Mapping[str, str]) -> np.ndarray:
+    uniques, inverse = np.unique(v.astype(str), return_inverse=True)
+    words = np.array([levels.get(u, u.replace("_", " ")) for u in uniques], dtype=object)
+    return words[inverse.reshape(-1)]
+
+
+def format_values(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    """Known values of a feature in dealer terms ("3 h 10 min", "9 days", "2 texts", "48 km",
+    "text"), vectorised; an object array of strings."""
+    w = spec.wording
+    assert w is not None
+    if spec.unit == "category":
+        return _categories(np.asarray(values, dtype=object), dict(w.levels))
+    v = np.asarray(values, dtype=float)
+    if spec.unit == "minutes":
+        return _minutes(v)
+    if spec.unit == "days":
+        return _days(v)
+    if spec.unit == "km":
+        return _km(v)
+    if spec.unit == "count":
+        return _ints(v) + " " + _plural(v, w.noun)
+    if spec.unit == "flag":
+        return np.where(v > 0.5, "yes", "no").astype(object)
+    return _score(v)
+
+
+def format_standard(spec: FeatureSpec, norm: float) -> str:
+    """A feature's group norm in dealer terms: a share as a percentage, the response standard
+    in minutes, a median in the feature's unit."""
+    w = spec.wording
+    assert w is not None
+    arr = np.array([norm], dtype=float)
+    if w.norm == "share":
+        return f"{round(norm * 100)}%"
+    if w.norm == "sla":
+        return str(_minutes(arr)[0])
+    if spec.unit == "count":
+        return str(np.char.mod("%g", np.round(arr, 1))[0])
+    return str(format_values(spec, arr)[0])
+
+
+def _missing(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    """Where the values are unknown: NaN, or a category's missing or ``unknown`` level."""
+    if spec.unit == "category":
+        v = np.asarray(values, dtype=object)
+        return np.asarray(pd.isna(v) | (v == "unknown"), dtype=bool)
+    return np.isnan(np.asarray(values, dtype=float))
+
+
+#: Feature values for rendering: (feature name, row positions) -> that feature's values there.
+ValueSource = Callable[[str, np.ndarray], np.ndarray]
+
+
+def _compile(template: str) -> list[tuple[str, str | None]]:
+    return [(lit, fld) for lit, fld, _, _ in string.Formatter().parse(template)]
+
+
+def _upper_first(text: np.ndarray) -> np.ndarray:
+    return np.array([t[:1].upper() + t[1:] for t in text], dtype=object)
+
+
+class _Renderer:
+    """Phrases for one task's features, from the registry's wording (vectorised)."""
+
+    def __init__(self, task: Task, norms: Mapping[str, float]) -> None:
+        self.specs = {f.name: f for f in features_for(task)}
+        self.norm_text = {
+            name: format_standard(self.specs[name], v)
+            for name, v in norms.items()
+            if name in self.specs
+        }
+        self.clause: dict[str, list[tuple[str, str | None]]] = {}
+        self.templates: dict[str, tuple[list[tuple[str, str | None]], ...]] = {}
+        for f in self.specs.values():
+            w = f.wording
+            assert w is not None  # check_registry guarantees it
+            if w.standard and f.name in self.norm_text:
+                self.clause[f.name] = _compile(w.standard)
+            self.templates[f.name] = tuple(
+                _compile(t) for t in (w.says, w.zero, w.unknown, w.when[2] if w.when else "")
+            )
+
+    def _fill(
+        self,
+        parts: list[tuple[str, str | None]],
+        feature: str,
+        rows: np.ndarray,
+        source: ValueSource,
+        capital: bool,
+    ) -> np.ndarray:
+        out: Any = np.full(len(rows), "", dtype=object)
+        for k, (lit, fld) in enumerate(parts):
+            if lit:
+                out = out + (lit[:1].upper() + lit[1:] if capital and k == 0 else lit)
+            if fld is None:
+                continue
+            if fld == "standard":
+                out = out + self.norm_text.get(feature, "the group's usual")
+                continue
+            name = feature if fld == "value" else fld
+            spec = self.specs[name]
+            vals = source(name, rows)
+            miss = _missing(spec, vals)
+            text = np.full(len(rows), "unknown", dtype=object)
+            if (~miss).any():
+                text[~miss] = format_values(spec, vals[~miss])
+            if capital and k == 0 and not lit:
+                text = _upper_first(text)
+            out = out + text
+        return np.asarray(out, dtype=object)
+
+    def phrase(
+        self, feature: str, rows: np.ndarray, source: ValueSource, capital: bool = False
+    ) -> np.ndarray:
+        """The feature's phrase for each row, with its comparison with the group appended."""
+        spec = self.specs[feature]
+        w = spec.wording
+        assert w is not None
+        vals = source(feature, rows)
+        miss = _missing(spec, vals)
+        choice = np.zeros(len(rows), dtype=np.int64)  # 0 says, 1 zero, 2 unknown, 3 when
+        if spec.unit in ("flag", "count"):
+            numbers = np.asarray(vals, dtype=float)
+            choice[~miss & (np.rint(np.nan_to_num(numbers, nan=1.0)) == 0)] = 1
+        if w.when is not None:
+            other, value, _ = w.when
+            choice[np.asarray(source(other, rows), dtype=float) == value] = 3
+        choice[miss] = 2
+        out = np.empty(len(rows), dtype=object)
+        for k, parts in enumerate(self.templates[feature]):
+            m = choice == k
+            if m.any():
+                out[m] = self._fill(parts, feature, rows[m], source, capital)
+        clause = self.clause.get(feature)
+        if clause is not None and (~miss).any():
+            out[~miss] = out[~miss] + "; " + self._fill(clause, feature, rows[~miss], source, False)
+        return out
+
+
+def _with_standard(
+    task: Task, norms: Mapping[str, float] | None, params: TaskParams
+) -> dict[str, float]:
+    """``norms`` plus the group's response standard for the features compared with it."""
+    out = dict(norms or {})
+    for f in features_for(task):
+        if f.wording is not None and f.wording.norm == "sla":
+            out.setdefault(f.name, float(params.response_sla_minutes))
+    return out
+
+
+def feature_phrases(
+    table: pd.DataFrame,
+    task: Task,
+    feature: str,
+    norms: Mapping[str, float] | None = None,
+    params: TaskParams | None = None,
+) -> pd.Series:
+    """How ``feature`` reads for each row of ``table`` (a feature table of ``task``): its value
+    in dealer terms and its comparison with the group (``norms``, e.g. ``group_norms``; the
+    response standard comes from ``params``). Refuses a feature the task does not have, or a
+    table missing a column the wording reads, by name."""
+    if feature not in {f.name for f in features_for(task)}:
+        raise KeyError(f"{task} has no feature {feature!r}")
+    renderer = _Renderer(task, _with_standard(task, norms, params or TaskParams()))
+
+    def source(name: str, rows: np.ndarray) -> np.ndarray:
+        if name not in table.columns:
+            raise ValueError(
+                f"{task}: the table lacks {name}, which the wording of {feature} reads"
+            )
+        col = table[name]
+        if feature_spec(name).unit == "category":
+            return col.astype("string").fillna("unknown").to_numpy(dtype=object)[rows]
+        return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)[rows]
+
+    text = renderer.phrase(feature, np.arange(len(table)), source, capital=True)
+    return pd.Series(text, index=table.index, dtype=object, name=feature)
+
+
+# ------------------------------------------------------------------------------ results
+class Driver(BaseModel):
+    """One driver of one instance's risk, in dealer language."""
+
+    model_config = ConfigDict(frozen=True)
+    driver: str = Field(description="The friction's name, or the context feature's name.")
+    label: str
+    kind: DriverKind
+    direction: Direction
+    rank: int
+    stage: str
+    stage_label: str
+    touchpoint: str | None
+    touchpoint_label: str | None
+    text: str = Field(description="The value and its comparison, e.g. 'First reply took 3 h'.")
+    sentence: str = Field(description="The text with stage, touchpoint and share of the risk.")
+    contribution: float = Field(description="Calibrated log-odds this driver adds.")
+    risk_points: float = Field(description="Risk (probability) this driver adds.")
+    share: float = Field(description="Share of everything pushing the risk the same way.")
+    what_if_risk: float | None = Field(
+        None, description="The risk with this friction removed (actionable drivers pushing up)."
+    )
+
+
+class RecommendedAction(BaseModel):
+    """The playbook's action for the instance's top actionable friction, with its what-if."""
+
+    model_config = ConfigDict(frozen=True)
+    friction: str
+    label: str
+    action: str
+    channel: str
+    urgency: str
+    owner: str
+    risk: float
+    what_if_risk: float
+
+
+class InstanceExplanation(BaseModel):
+    """One instance's risk, its drivers up and down, and the fix to try."""
+
+    model_config = ConfigDict(frozen=True)
+    task: Task
+    risk: float
+    base_risk: float = Field(description="The model's average risk before any feature.")
+    raw_score: float = Field(description="LightGBM's raw log-odds (SHAP base + contributions).")
+    base_value: float = Field(description="LightGBM's raw SHAP base value.")
+    up: list[Driver]
+    down: list[Driver]
+    action: RecommendedAction | None
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """A table's explanations: ``drivers`` (one row per instance and listed driver) and
+    ``instances`` (one row per instance: risk, base risk and the recommended action)."""
+
+    drivers: pd.DataFrame
+    instances: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Core:
+    """Arrays of one explanation pass (rows of ``x``)."""
+
+    raw: np.ndarray
+    base: np.ndarray
+    risk: np.ndarray
+    base_risk: np.ndarray
+    phi: np.ndarray  # calibrated per-feature contributions (n, F)
+    grouped: np.ndarray  # calibrated per-driver contributions (n, G)
+
+
+# ------------------------------------------------------------------------------ explainer
+class DriverExplainer:
+    """Explains a ``RiskModel``'s scores in dealer language (see the module docstring).
+
+    ``norms`` are the group's comparison values (``group_norms`` of a reference table, e.g.
+    the training data); without them only the response standard from ``params`` is quoted.
+    ``threads`` is LightGBM's thread count for batch contributions (one row uses one).
+    """
+
+    def __init__(
+        self,
+        model: RiskModel,
+        norms: Mapping[str, float] | None = None,
+        *,
+        params: TaskParams | None = None,
+        playbook: Mapping[str, Play] | None = None,
+        threads: int = 2,
+    ) -> None:
+        self.model = model
+        self.task: Task = model.task
+        self.params = params or TaskParams()
+        self.norms = _with_standard(self.task, norms, self.params)
+        self.playbook = dict(playbook) if playbook is not None else load_playbook()
+        self.threads = threads
+        self.features = model.features
+        self.index = {f: j for j, f in enumerate(self.features)}
+        self.drivers = drivers_for(self.task)
+        self.membership = np.zeros((len(self.features), len(self.drivers)))
+        for g, d in enumerate(self.drivers):
+            for name in d.features:
+                self.membership[self.index[name], g] = 1.0
+        self.levels = {
+            name: {level: code for code, level in enumerate(levels)}
+            for name, levels in model.categories_.items()
+        }
+        self.fixes = {d.key: self._fixes(d) for d in self.drivers if d.kind == "friction"}
+        for fr in {d.key for d in self.drivers if d.kind == "friction"}:
+            recommended_action(fr, self.playbook)
+        self.actionable = np.array([d.kind == "friction" for d in self.drivers])
+        self.renderer = _Renderer(self.task, self.norms)
+        cat = catalogue()
+        self.stage_labels = {s.key: s.label for s in cat.stages}
+        self.touchpoint_labels = {e.key: e.label for e in cat.event_types}
+        #: Where each driver sits in the journey, as its sentences say it.
+        self.where = np.array(
+            [
+                (
+                    f"{self.stage_labels[d.stage]} · {self.touchpoint_labels[d.touchpoint]}"
+                    if d.touchpoint
+                    else self.stage_labels[d.stage]
+                )
+                + ("" if d.kind == "friction" else "; context, not a friction")
+                for d in self.drivers
+            ],
+            dtype=object,
+        )
+
+    def _fixes(self, driver: DriverSpec) -> list[tuple[int, str, float, int, float]]:
+        """(feature column, kind, value, condition column or -1, condition value) per fix."""
+        out: list[tuple[int, str, float, int, float]] = []
+        for name in driver.features:
+            spec = feature_spec(name)
+            if spec.fix is None:
+                continue
+            value = spec.fix.value
+            if value is None:
+                value = self.norms[name]
+            if spec.unit == "category":
+                if str(value) not in self.levels.get(name, {}):
+                    continue  # the model never saw the fixed level: leave the feature as is
+                code = float(self.levels[name][str(value)])
+            else:
+                code = float(value)
+            cond, cond_value = -1, np.nan
+            if spec.fix.only_when is not None:
+                cond, cond_value = self.index[spec.fix.only_when[0]], spec.fix.only_when[1]
+            out.append((self.index[name], spec.fix.kind, code, cond, cond_value))
+        return out
+
+    # -------------------------------------------------------------------------- encoding
+    def encode(self, table: pd.DataFrame) -> np.ndarray:
+        """The model's input as a float matrix: categoricals as LightGBM's category codes
+        (the model's learned levels; a level it never saw is missing). Refuses a table missing
+        a feature, by name."""
+        x = self.model.matrix(table)
+        for name in self.levels:
+            codes = x[name].cat.codes.to_numpy()
+            x[name] = np.where(codes >= 0, codes, np.nan)
+        return np.ascontiguousarray(x.to_numpy(dtype=float))
+
+    def encode_row(self, row: Mapping[str, Any]) -> np.ndarray:
+        """One instance (feature name -> value) as a 1-row model input, without pandas.
+        Refuses a row missing a feature or with a non-numeric value, naming the feature."""
+        x = np.empty((1, len(self.features)))
+        for j, name in enumerate(self.features):
+            if name not in row:
+                raise ValueError(f"{self.task}: the instance lacks feature {name!r}")
+            value = row[name]
+            levels = self.levels.get(name)
+            if levels is not None:
+                code = None if value is None or value is pd.NA else levels.get(str(value))
+                x[0, j] = np.nan if code is None else code
+                continue
+            try:
+                x[0, j] = np.nan if value is None or value is pd.NA else float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{self.task}: feature {name!r} must be a number, got {value!r}"
+                ) from None
+        return x
+
+    # -------------------------------------------------------------------------- numbers
+    def _predict_raw(self, x: np.ndarray) -> np.ndarray:
+        threads = 1 if len(x) < 64 else self.threads
+        return np.asarray(
+            self.model.booster_.predict(x, raw_score=True, num_threads=threads), dtype=float
+        )
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """LightGBM's native TreeSHAP values on the raw log-odds scale: (rows, features + 1),
+        the last column the base value; each row sums to the raw score."""
+        threads = 1 if len(x) < 64 else self.threads
+        return np.asarray(
+            self.model.booster_.predict(x, pred_contrib=True, num_threads=threads), dtype=float
+        )
+
+    def _core(self, x: np.ndarray) -> _Core:
+        contrib = self.contributions(x)
+        slope, intercept = self.model.calibration_
+        raw = contrib.sum(axis=1)
+        base = contrib[:, -1]
+        phi = contrib[:, :-1] * slope
+        return _Core(
+            raw=raw,
+            base=base,
+            risk=np.asarray(expit(slope * raw + intercept), dtype=float),
+            base_risk=np.asarray(expit(slope * base + intercept), dtype=float),
+            phi=phi,
+            grouped=phi @ self.membership,
+        )
+
+    def fixed(self, x: np.ndarray, friction: str) -> np.ndarray:
+        """The rows of ``x`` with the friction removed: each of its features at its fixed value,
+        where the fix applies (known values; the fix's condition). Raises KeyError for a name
+        that is not one of the task's frictions."""
+        if friction not in self.fixes:
+            raise KeyError(f"{self.task}: {friction!r} is not one of the task's frictions")
+        y = x.copy()
+        for j, kind, value, cond, cond_value in self.fixes[friction]:
+            col = x[:, j]
+            if kind == "set":
+                new = np.full(len(col), value)
+            elif kind == "at_most":
+                new = np.minimum(col, value)
+            else:
+                new = np.maximum(col, value)
+            applies = ~np.isnan(col)
+            if cond >= 0:
+                applies &= x[:, cond] == cond_value
+            y[:, j] = np.where(applies, new, col)
+        return y
+
+    def present(self, x: np.ndarray, friction: str) -> np.ndarray:
+        """Whether each row of ``x`` has the friction: removing it would change a feature."""
+        y = self.fixed(x, friction)
+        changed = (y != x) & ~(np.isnan(y) & np.isnan(x))
+        return np.asarray(changed.any(axis=1), dtype=bool)
+
+    def presence(self, x: np.ndarray) -> np.ndarray:
+        """Rows x drivers: True where the row has the friction (always True for context)."""
+        out = np.ones((len(x), len(self.drivers)), dtype=bool)
+        for g, d in enumerate(self.drivers):
+            if d.kind == "friction":
+                out[:, g] = self.present(x, d.key)
+        return out
+
+    def risk(self, x: np.ndarray) -> np.ndarray:
+        """The calibrated risk of each row of an encoded matrix (plain prediction)."""
+        return self.model.calibrate(self._predict_raw(x))
+
+    def what_if(self, x: np.ndarray, friction: str) -> np.ndarray:
+        """The calibrated risk of each row of ``x`` with the friction removed."""
+        return self.risk(self.fixed(x, friction))
+
+    def driver_matrix(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-driver contributions (calibrated log-odds, rows x drivers) and the risk."""
+        core = self._core(x)
+        return core.grouped, core.risk
+
+    # -------------------------------------------------------------------------- explain
+    def _select(
+        self, grouped: np.ndarray, top: int, bottom: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(row, driver, rank, direction +1/-1) of each listed driver, rows in order."""
+        g_count = grouped.shape[1]
+        parts = []
+        parts = [(np.empty(0, np.int64),) * 3 + (np.empty(0),)]
+        for way, k in ((1.0, min(top, g_count)), (-1.0, min(bottom, g_count))):
+            if k == 0:
+                continue
+            order = np.argsort(-way * grouped, axis=1, kind="stable")[:, :k]
+            vals = np.take_along_axis(grouped, order, axis=1) * way
+            r, ranks = np.nonzero(vals > 0)
+            parts.append((r, order[r, ranks], ranks + 1, np.full(len(r), way)))
+        rows, drv, rank, sign = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        keep = np.lexsort((rank, -sign, rows))
+        return rows[keep], drv[keep], rank[keep], sign[keep]
+
+    def _texts(
+        self, core: _Core, rows: np.ndarray, drv: np.ndarray, sign: np.ndarray, source: ValueSource
+    ) -> np.ndarray:
+        """The phrase of each listed driver: its feature that pushes hardest its way."""
+        text = np.empty(len(rows), dtype=object)
+        for g in np.unique(drv):
+            m = np.flatnonzero(drv == g)
+            members = np.array([self.index[f] for f in self.drivers[g].features])
+            pushes = core.phi[rows[m]][:, members] * sign[m, None]
+            lead = members[np.argmax(pushes, axis=1)]
+            for j in np.unique(lead):
+                mj = m[lead == j]
+                text[mj] = self.renderer.phrase(self.features[j], rows[mj], source, capital=True)
+        return text
+
+    def _what_ifs(self, x: np.ndarray, rows: np.ndarray, drv: np.ndarray) -> np.ndarray:
+        """The risk with each (row, friction) pair's friction removed (each pair once)."""
+        g_count = len(self.drivers)
+        codes, inverse = np.unique(rows * g_count + drv, return_inverse=True)
+        u_rows, u_drv = np.divmod(codes, g_count)
+        risk = np.full(len(codes), np.nan)
+        for g in np.unique(u_drv):
+            m = np.flatnonzero(u_drv == g)
+            risk[m] = self.what_if(x[u_rows[m]], self.drivers[g].key)
+        return risk[inverse.reshape(-1)]
+
+    def _sentences(
+        self,
+        text: np.ndarray,
+        drv: np.ndarray,
+        sign: np.ndarray,
+        points: np.ndarray,
+        share: np.ndarray,
+    ) -> np.ndarray:
+        where = self.where[drv]
+        pts = np.char.mod("%.1f", np.abs(points) * 100).astype(object)
+        pct = np.char.mod("%.0f", share * 100).astype(object)
+        verb = np.where(sign > 0, "adds ", "takes ").astype(object)
+        tail = np.where(sign > 0, " pts of risk, ", " pts off the risk, ").astype(object)
+        way = np.where(sign > 0, "% of what raises it", "% of what lowers it").astype(object)
+        out: np.ndarray = text + " (" + where + "): " + verb + pts + tail + pct + way + "."
+        return out
+
+    def _explain_arrays(
+        self, x: np.ndarray, source: ValueSource, top: int, bottom: int
+    ) -> tuple[_Core, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        core = self._core(x)
+        rows, drv, rank, sign = self._select(core.grouped, top, bottom)
+        contrib = core.grouped[rows, drv]
+        logit = np.log(core.risk / (1 - core.risk))
+        points = core.risk[rows] - expit(logit[rows] - contrib)
+        up_total = np.where(core.grouped > 0, core.grouped, 0).sum(axis=1)
+        down_total = np.where(core.grouped < 0, -core.grouped, 0).sum(axis=1)
+        share = np.abs(contrib) / np.where(sign > 0, up_total[rows], down_total[rows])
+        present = self.presence(x)
+        # The fix to try: the actionable friction present and pushing hardest, listed or not.
+        act = np.where(self.actionable[None, :] & present, core.grouped, -np.inf)
+        best = np.argmax(act, axis=1)
+        has = act[np.arange(len(x)), best] > 0
+        action_rows = np.flatnonzero(has)
+        # What-ifs: every listed friction present and pushing up, and every row's fix to try.
+        fixable = np.flatnonzero((sign > 0) & self.actionable[drv] & present[rows, drv])
+        pair_rows = np.concatenate([rows[fixable], action_rows])
+        pair_drv = np.concatenate([drv[fixable], best[action_rows]])
+        risks = self._what_ifs(x, pair_rows, pair_drv)
+        what_if = np.full(len(rows), np.nan)
+        what_if[fixable] = risks[: len(fixable)]
+        action_what_if = np.full(len(x), np.nan)
+        action_what_if[action_rows] = risks[len(fixable) :]
+        text = self._texts(core, rows, drv, sign, source)
+        listed = {
+            "row": rows,
+            "driver_index": drv,
+            "rank": rank,
+            "sign": sign,
+            "contribution": contrib,
+            "risk_points": points,
+            "share": share,
+            "what_if_risk": what_if,
+            "text": text,
+            "sentence": self._sentences(text, drv, sign, points, share)
+            if len(rows)
+            else np.empty(0, dtype=object),
+        }
+        actions = {"has": has, "driver_index": best, "what_if_risk": action_what_if}
+        return core, listed, actions
+
+    def explain_row(
+        self, row: Mapping[str, Any], top: int = TOP_UP, bottom: int = TOP_DOWN
+    ) -> InstanceExplanation:
+        """One instance (feature name -> value, as a feature table row or the API's body):
+        its risk, drivers up and down in dealer language, and the action to take."""
+        x = self.encode_row(row)
+
+        def source(name: str, rows: np.ndarray) -> np.ndarray:
+            value = row[name]
+            absent = value is None or value is pd.NA
+            if feature_spec(name).unit == "category":
+                return np.array(["unknown" if absent else str(value)], dtype=object)
+            return np.array([np.nan if absent else float(value)])
+
+        return self._instances(*self._explain_arrays(x, source, top, bottom))[0]
+
+    def explain_each(
+        self, table: pd.DataFrame, top: int = TOP_UP, bottom: int = TOP_DOWN
+    ) -> list[InstanceExplanation]:
+        """``explain_row`` for every row of a feature table, computed as one batch; in the
+        table's row order (for an API response of several instances)."""
+        table = table.reset_index(drop=True)
+        x = self.encode(table)
+        return self._instances(*self._explain_arrays(x, self._table_source(table, x), top, bottom))
+
+    def _instances(
+        self, core: _Core, listed: dict[str, np.ndarray], actions: dict[str, np.ndarray]
+    ) -> list[InstanceExplanation]:
+        per_row: list[list[Driver]] = [[] for _ in range(len(core.risk))]
+        for i in range(len(listed["row"])):
+            per_row[int(listed["row"][i])].append(self._driver(listed, i))
+        out = []
+        for r, drivers in enumerate(per_row):
+            action = None
+            if actions["has"][r]:
+                d = self.drivers[int(actions["driver_index"][r])]
+                play = recommended_action(d.key, self.playbook)
+                action = RecommendedAction(
+                    friction=d.key,
+                    label=d.label,
+                    **play.model_dump(),
+                    risk=float(core.risk[r]),
+                    what_if_risk=float(actions["what_if_risk"][r]),
+                )
+            out.append(
+                InstanceExplanation(
+                    task=self.task,
+                    risk=float(core.risk[r]),
+                    base_risk=float(core.base_risk[r]),
+                    raw_score=float(core.raw[r]),
+                    base_value=float(core.base[r]),
+                    up=[d for d in drivers if d.direction == "up"],
+                    down=[d for d in drivers if d.direction == "down"],
+                    action=action,
+                )
+            )
+        return out
+
+    def _driver(self, listed: dict[str, np.ndarray], i: int) -> Driver:
+        d = self.drivers[int(listed["driver_index"][i])]
+        what_if = float(listed["what_if_risk"][i])
+        return Driver(
+            driver=d.key,
+            label=d.label,
+            kind=d.kind,
+            direction="up" if listed["sign"][i] > 0 else "down",
+            rank=int(listed["rank"][i]),
+            stage=d.stage,
+            stage_label=self.stage_labels[d.stage],
+            touchpoint=d.touchpoint,
+            touchpoint_label=self.touchpoint_labels[d.touchpoint] if d.touchpoint else None,
+            text=str(listed["text"][i]),
+            sentence=str(listed["sentence"][i]),
+            contribution=float(listed["contribution"][i]),
+            risk_points=float(listed["risk_points"][i]),
+            share=float(listed["share"][i]),
+            what_if_risk=None if np.isnan(what_if) else what_if,
+        )
+
+    def explain(
+        self, table: pd.DataFrame, top: int = TOP_UP, bottom: int = TOP_DOWN
+    ) -> Explanations:
+        """Explanations for every row of a feature table, vectorised (see ``Explanations``).
+        The table needs the model's features, ``instance_id`` and ``rooftop_id``."""
+        missing = [c for c in ("instance_id", "rooftop_id") if c not in table.columns]
+        if missing:
+            raise ValueError(f"{self.task}: the table lacks {', '.join(missing)}")
+        table = table.reset_index(drop=True)
+        x = self.encode(table)
+        source = self._table_source(table, x)
+        core, listed, actions = self._explain_arrays(x, source, top, bottom)
+        rows = listed["row"]
+        meta = pd.DataFrame(
+            [
+                {
+                    "driver": d.key,
+                    "label": d.label,
+                    "kind": d.kind,
+                    "stage": d.stage,
+                    "touchpoint": d.touchpoint,
+                }
+                for d in self.drivers
+            ]
+        )
+        ids = table["instance_id"].to_numpy()
+        rooftops = table["rooftop_id"].astype("string").to_numpy()
+        drivers = pd.DataFrame(
+            {
+                "instance_id": ids[rows],
+                "rooftop_id": rooftops[rows],
+                "risk": core.risk[rows],
+                "direction": np.where(listed["sign"] > 0, "up", "down"),
+                "rank": listed["rank"],
+            }
+        )
+        drivers = pd.concat(
+            [drivers, meta.iloc[listed["driver_index"]].reset_index(drop=True)], axis=1
+        )
+        for name in ("text", "sentence", "contribution", "risk_points", "share", "what_if_risk"):
+            drivers[name] = listed[name]
+        best = actions["driver_index"]
+        plays = {d.key: self.playbook.get(d.key) for d in self.drivers}
+        fields = ("action", "channel", "urgency", "owner")
+        per_driver = {
+            f: np.array(
+                [getattr(plays[d.key], f) if plays[d.key] else None for d in self.drivers],
+                dtype=object,
+            )
+            for f in fields
+        }
+        has = actions["has"]
+        instances = pd.DataFrame(
+            {
+                "instance_id": ids,
+                "rooftop_id": rooftops,
+                "risk": core.risk,
+                "base_risk": core.base_risk,
+                "action_friction": np.where(has, meta["driver"].to_numpy()[best], None),
+                "action_label": np.where(has, meta["label"].to_numpy()[best], None),
+                **{f: np.where(has, per_driver[f][best], None) for f in fields},
+                "what_if_risk": actions["what_if_risk"],
+            }
+        )
+        return Explanations(drivers=drivers, instances=instances)
+
+    def _table_source(self, table: pd.DataFrame, x: np.ndarray) -> ValueSource:
+        """Rendering values from a table: numbers from the model input, categories as given."""
+        cache: dict[str, np.ndarray] = {}
+
+        def source(name: str, rows: np.ndarray) -> np.ndarray:
+            if name not in cache:
+                if feature_spec(name).unit == "category":
+                    col = table[name].astype("string").fillna("unknown")
+                    cache[name] = col.to_numpy(dtype=object)
+                else:
+                    cache[name] = x[:, self.index[name]]
+            return cache[name][rows]
+
+        return source
+
+    def driver_contributions(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Every driver of every instance (long): ``instance_id``, ``rooftop_id``, ``risk``,
+        ``driver``, ``contribution`` (calibrated log-odds), ``risk_points`` (the risk it adds)
+        ``present`` (the instance has the friction; always True for context) and ``fix_gain``
+        (the risk the what-if removes: current risk minus the risk with the friction removed;
+        0 where absent and for context). The roll-ups' input."""
+        table = table.reset_index(drop=True)
+        x = self.encode(table)
+        grouped, risk = self.driver_matrix(x)
+        n, g = grouped.shape
+        logit = np.log(risk / (1 - risk))
+        points = risk[:, None] - expit(logit[:, None] - grouped)
+        present = self.presence(x)
+        gain = np.zeros((n, g))
+        for k, d in enumerate(self.drivers):
+            rows = np.flatnonzero(present[:, k]) if d.kind == "friction" else np.empty(0, int)
+            if len(rows):
+                gain[rows, k] = risk[rows] - self.what_if(x[rows], d.key)
+        return pd.DataFrame(
+            {
+                "instance_id": np.repeat(table["instance_id"].to_numpy(), g),
+                "rooftop_id": np.repeat(table["rooftop_id"].astype("string").to_numpy(), g),
+                "risk": np.repeat(risk, g),
+                "driver": np.tile(np.array([d.key for d in self.drivers], dtype=object), n),
+                "contribution": grouped.reshape(-1),
+                "risk_points": points.reshape(-1),
+                "present": present.reshape(-1),
+                "fix_gain": gain.reshape(-1),
+            }
+        )
+
+
+def driver_table(drivers: Sequence[DriverSpec]) -> pd.DataFrame:
+    """The drivers as a table: ``driver``, ``label``, ``kind``, ``stage``, ``touchpoint``."""
+    return pd.DataFrame(
+        {
+            "driver": [d.key for d in drivers],
+            "label": [d.label for d in drivers],
+            "kind": [d.kind for d in drivers],
+            "stage": [d.stage for d in drivers],
+            "touchpoint": [d.touchpoint for d in drivers],
+        }
+    )

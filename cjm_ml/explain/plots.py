@@ -1,0 +1,122 @@
+"""SHAP pictures of the drivers: a beeswarm for a group of instances, a waterfall for one.
+
+Both plot drivers (a friction's features added up, context features alone) with their
+dealer-language labels, on the calibrated log-odds scale the explanations use. ``shap`` draws
+with pyplot, so these functions switch pyplot to the file-only Agg backend, write the PNG
+atomically and close the figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import shap
+
+from cjm_ml.explain.drivers import DriverExplainer, format_values
+from cjm_ml.features.registry import feature_spec
+from cjm_ml.io import atomic_path
+
+#: Instances drawn in a beeswarm (a random sample beyond this; the picture is the same).
+BEESWARM_SAMPLE = 4000
+
+
+def _pyplot() -> ModuleType:
+    import matplotlib.pyplot as plt
+
+    if matplotlib.get_backend().lower() != "agg":
+        plt.switch_backend("agg")
+    return plt
+
+
+def _save(fig: matplotlib.figure.Figure, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def _lead_values(explainer: DriverExplainer, x: np.ndarray) -> np.ndarray:
+    """Each driver's first feature's value (category codes as numbers), for colour."""
+    return np.column_stack([x[:, explainer.index[d.features[0]]] for d in explainer.drivers])
+
+
+def write_beeswarm(
+    explainer: DriverExplainer,
+    table: pd.DataFrame,
+    path: Path,
+    *,
+    title: str | None = None,
+    max_display: int = 12,
+    sample: int = BEESWARM_SAMPLE,
+    seed: int = 7,
+) -> Path:
+    """A beeswarm of the drivers over ``table``'s instances (a sample of at most ``sample``):
+    one dot per instance and driver, placed by its contribution, coloured by the value of the
+    driver's first feature. Writes a PNG to ``path``; refuses an empty table."""
+    if table.empty:
+        raise ValueError(f"{explainer.task}: no instances to draw")
+    if len(table) > sample:
+        table = table.sample(sample, random_state=seed)
+    x = explainer.encode(table)
+    grouped, _ = explainer.driver_matrix(x)
+    values = shap.Explanation(
+        values=grouped,
+        data=_lead_values(explainer, x),
+        feature_names=[d.label for d in explainer.drivers],
+    )
+    plt = _pyplot()
+    fig = plt.figure()
+    try:
+        fig.set_size_inches(9, 0.45 * max_display + 1.8)
+        shap.plots.beeswarm(
+            values, max_display=max_display, show=False, ax=fig.gca(), plot_size=None
+        )
+        ax = fig.gca()
+        ax.set_xlabel("what each driver adds to the risk (calibrated log-odds)")
+        ax.set_title(title or f"{explainer.task.replace('_', ' ')}: drivers of the risk")
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def write_waterfall(
+    explainer: DriverExplainer,
+    row: pd.Series,
+    path: Path,
+    *,
+    title: str | None = None,
+    max_display: int = 10,
+) -> Path:
+    """A waterfall of one instance's drivers from the model's average risk to its own, each
+    driver labelled with its first feature's value in dealer terms. Writes a PNG to ``path``."""
+    frame = row.to_frame().T
+    x = explainer.encode(frame)
+    contrib = explainer.contributions(x)
+    slope, intercept = explainer.model.calibration_
+    grouped, risk = explainer.driver_matrix(x)
+    shown = []
+    for d in explainer.drivers:
+        name = d.features[0]
+        spec = feature_spec(name)
+        value = frame[name].to_numpy()
+        missing = pd.isna(value[0]) or (spec.unit == "category" and str(value[0]) == "unknown")
+        shown.append("unknown" if missing else str(format_values(spec, value)[0]))
+    values = shap.Explanation(
+        values=grouped[0],
+        base_values=float(slope * contrib[0, -1] + intercept),
+        data=np.array(shown, dtype=object),
+        feature_names=[d.label for d in explainer.drivers],
+    )
+    plt = _pyplot()
+    fig = plt.figure()
+    try:
+        shap.plots.waterfall(values, max_display=max_display, show=False)
+        fig.gca().set_title(
+            title or f"{explainer.task.replace('_', ' ')}: risk {risk[0]:.0%} (log-odds scale)"
+        )
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

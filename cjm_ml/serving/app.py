@@ -1,0 +1,559 @@
+"""The scoring API (FastAPI): events in, scores with drivers out, call lists, the CRM outbox.
+
+``create_app(settings)`` wires the pieces at startup (the lifespan): the tenants file (API keys
+per dealer group), the event store, the champions (registry or bundles), the outbox and its
+background deliverer. Endpoints are plain ``def``: scoring is CPU-bound and runs on the
+threadpool. Every refusal is a 4xx with a ``detail`` naming the field or item and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from cjm_ml.config import Settings
+from cjm_ml.events import EventValidationError, validate_events
+from cjm_ml.explain.drivers import DriverExplainer, InstanceExplanation
+from cjm_ml.params import Task
+from cjm_ml.serving.models import ModelHolder, ModelSet, ModelsUnavailable
+from cjm_ml.serving.outbox import Deliverer, Delivery, DeliveryStatus, Outbox, RetryPolicy
+from cjm_ml.serving.schemas import (
+    ActionOut,
+    AppendOut,
+    CustomerScore,
+    DriverOut,
+    EventIn,
+    EventsIn,
+    InstanceScore,
+    ProblemOut,
+    ScoreIn,
+    ScoreOut,
+    TaskName,
+    WhatIfOut,
+    check_time,
+    events_frame,
+)
+from cjm_ml.serving.scoring import Scored, queue, score_events
+from cjm_ml.serving.store import EventConflictError, SqliteEventStore
+from cjm_ml.serving.tenants import AccessDenied, Principal, TenantRegistry, load_tenants
+
+log = logging.getLogger(__name__)
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="cjm.<key_id>.<secret>"
+)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    c: {"model": ProblemOut} for c in (401, 403, 404, 409, 413, 422, 503)
+}
+#: Request bodies larger than this are refused (413) before they are parsed.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Service:
+    """What the endpoints share: settings, tenants, store, models, outbox and deliverer."""
+
+    settings: Settings
+    tenants: TenantRegistry
+    store: SqliteEventStore
+    models: ModelHolder
+    outbox: Outbox
+    deliverer: Deliverer
+    explainers: dict[tuple[Task, int], DriverExplainer]
+
+    def close(self) -> None:
+        """Stop the deliverer and close the outbox and the store."""
+        self.deliverer.stop()
+        self.deliverer.close()
+        self.outbox.close()
+        self.store.close()
+
+    def ready_models(self) -> ModelSet:
+        """The loaded champions, or 503 naming what is missing."""
+        current = self.models.current
+        if current is None:
+            raise HTTPException(503, f"models not loaded: {self.models.last_error}")
+        return current
+
+    def explainer(self, models: ModelSet, task: Task) -> DriverExplainer:
+        """The drivers engine for this task's loaded model (built once per model), quoting
+        the group norms stored with the model."""
+        model = models.models[task]
+        key = (task, id(model))
+        if key not in self.explainers:
+            self.explainers[key] = DriverExplainer(model, model.metadata_.get("norms"), threads=1)
+        return self.explainers[key]
+
+
+def open_service(settings: Settings) -> Service:
+    """Open the tenants, store, outbox and deliverer, and load the champions (a failed load
+    leaves the service not ready, with the reason)."""
+    tenants = load_tenants(settings.tenants_file)
+    store = SqliteEventStore(settings.event_store_file)
+    outbox = Outbox(settings.outbox_file)
+    policy = RetryPolicy(
+        max_attempts=settings.outbox_max_attempts,
+        base_delay_s=settings.outbox_base_delay_s,
+        max_delay_s=settings.outbox_max_delay_s,
+    )
+    deliverer = Deliverer(outbox, tenants.webhook_targets(), policy)
+    holder = ModelHolder(settings.models_dir)
+    with contextlib.suppress(ModelsUnavailable):  # /readyz says why; a reload can fix it
+        holder.reload()
+    return Service(settings, tenants, store, holder, outbox, deliverer, {})
+
+
+def create_app(settings: Settings | None = None, *, start_deliverer: bool = True) -> FastAPI:
+    """The API with everything it needs opened at startup and closed at shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = open_service(settings)
+        app.state.service = service
+        if start_deliverer:
+            service.deliverer.start(settings.outbox_poll_s)
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="cjm-ml scoring API",
+        version="1",
+        description="Risk, friction drivers and actions for leads, appointments and deliveries.",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    _install_middleware(app)
+    app.include_router(_routes())
+    return app
+
+
+def _service(request: Request) -> Service:
+    return cast(Service, request.app.state.service)
+
+
+def _principal(
+    request: Request, api_key: Annotated[str | None, Depends(api_key_header)]
+) -> Principal:
+    principal = _service(request).tenants.authenticate(api_key)
+    if principal is None:
+        raise HTTPException(
+            401,
+            "missing API key (X-API-Key header)" if not api_key else "invalid API key",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    request.state.key_id = principal.key_id
+    return principal
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def _routes() -> Any:
+    from fastapi import APIRouter
+
+    router = APIRouter(responses=_ERRORS)
+
+    @router.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["operations"])
+    def readyz(service: ServiceDep) -> JSONResponse:
+        """Ready only when all three models are loaded."""
+        current = service.models.current
+        if current is None:
+            return JSONResponse(
+                {"status": "not ready", "reason": service.models.last_error}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "models": len(current.models)})
+
+    @router.get("/v1/models", tags=["models"])
+    def models(service: ServiceDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+        """The champions in use: name, version, source, test AUC and risk-band thresholds."""
+        return service.ready_models().describe()
+
+    @router.post("/v1/admin/reload-models", tags=["models"])
+    def reload_models(
+        service: ServiceDep, api_key: Annotated[str | None, Depends(api_key_header)]
+    ) -> list[dict[str, Any]]:
+        """Load the current champions and swap them in; requests in flight finish on the old
+        set. Needs the operator key (CJM_ADMIN_KEY_HASH)."""
+        expected = service.settings.admin_key_hash
+        digest = "sha256:" + hashlib.sha256((api_key or "").encode()).hexdigest()
+        if not api_key or not expected or not hmac.compare_digest(digest, expected):
+            raise HTTPException(401, "the operator key is missing or wrong")
+        try:
+            return service.models.reload().describe()
+        except ModelsUnavailable as exc:
+            raise HTTPException(503, f"kept the previous models: {exc}") from exc
+
+    @router.post("/v1/events", tags=["events"], response_model=AppendOut)
+    def append_events(body: EventsIn, service: ServiceDep, principal: PrincipalDep) -> AppendOut:
+        """Append journey events to the store; sending an event again is a no-op."""
+        frame = _checked_events(body.events, principal, ("body", "events"))
+        try:
+            result = service.store.append(frame, file="request")
+        except EventConflictError as exc:
+            detail = [
+                {
+                    "loc": ["body", "events", c.row - 1, "event_id"],
+                    "msg": str(c),
+                    "type": "event_id_conflict",
+                }
+                for c in exc.conflicts
+            ]
+            raise HTTPException(409, detail) from exc
+        return AppendOut(inserted=result.inserted, duplicates=result.duplicates)
+
+    @router.post("/v1/score/{task}", tags=["scoring"], response_model=ScoreOut)
+    def score(
+        task: Annotated[TaskName, Path(description="What to predict.")],
+        body: ScoreIn,
+        service: ServiceDep,
+        principal: PrincipalDep,
+    ) -> ScoreOut:
+        """Score customers given inline (their events) or by id (events from the store), with
+        cutoff = now or ``as_of``: risk, band, drivers, action and what-if per open instance."""
+        models = service.ready_models()
+        now = pd.Timestamp(body.as_of or datetime.now(UTC)).tz_convert("UTC")
+        frames = []
+        by_id = [c.customer_id for c in body.customers if c.events is None]
+        if by_id:
+            frames.append(_stored_events(service, principal, by_id))
+        for i, customer in enumerate(body.customers):
+            if customer.events is not None:
+                loc = ("body", "customers", i, "events")
+                frame = _checked_events(customer.events, principal, loc)
+                others = frame["customer_id"].astype(str) != customer.customer_id
+                if others.any():
+                    row = int(np.flatnonzero(others.to_numpy())[0])
+                    raise HTTPException(
+                        422,
+                        [_problem([*loc, row, "customer_id"], "not this customer's event")],
+                    )
+                typed, _ = validate_events(frame, "request")
+                frames.append(typed)
+        events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        scored = score_events(models, task, events, now)
+        out = _score_out(service, models, scored, [c.customer_id for c in body.customers])
+        if body.push:
+            _push(service, principal, out)
+        return out
+
+    @router.get(
+        "/v1/queues/{task}",
+        tags=["scoring"],
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    def call_list(
+        task: Annotated[TaskName, Path(description="Which call list.")],
+        service: ServiceDep,
+        principal: PrincipalDep,
+        rooftop_id: Annotated[str | None, Query(max_length=128)] = None,
+        date_from: Annotated[
+            datetime | None, Query(description="From this appointment/lead/delivery time.")
+        ] = None,
+        date_to: Annotated[datetime | None, Query(description="Before this time.")] = None,
+        as_of: Annotated[datetime | None, Query(description="Cutoff; default now.")] = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    ) -> Response:
+        """Open instances ranked by risk, e.g. tomorrow's appointments by no-show risk
+        (``date_from``/``date_to`` on the appointment time) or recent deliveries by
+        defection risk; JSON or CSV (``format=csv``)."""
+        models = service.ready_models()
+        if rooftop_id is not None:
+            _deny(lambda: principal.check_rooftops([rooftop_id]), ["query", "rooftop_id"])
+        times = {"date_from": date_from, "date_to": date_to, "as_of": as_of}
+        for name, value in times.items():
+            if value is not None and value.tzinfo is None:
+                raise HTTPException(
+                    422, [_problem(["query", name], "give a timezone (e.g. Z or +00:00)")]
+                )
+            try:
+                check_time(value)
+            except ValueError as exc:
+                raise HTTPException(422, [_problem(["query", name], str(exc))]) from exc
+        now = pd.Timestamp(as_of or datetime.now(UTC)).tz_convert("UTC")
+        scored = queue(
+            models,
+            service.store,
+            principal,
+            task,
+            now,
+            rooftop_id=rooftop_id,
+            date_from=None if date_from is None else pd.Timestamp(date_from),
+            date_to=None if date_to is None else pd.Timestamp(date_to),
+            limit=limit,
+        )
+        out = _score_out(service, models, scored, scored.table["customer_id"].unique().tolist())
+        rows = [
+            {"customer_id": c.customer_id, **i.model_dump(mode="json")}
+            for c in out.customers
+            for i in c.instances
+        ]
+        rows.sort(key=lambda r: (-r["risk"], r["instance_id"]))
+        if format == "csv":
+            return Response(_csv(rows), media_type="text/csv")
+        return JSONResponse(
+            {
+                "task": task,
+                "model_name": out.model_name,
+                "model_version": out.model_version,
+                "cutoff": out.cutoff.isoformat(),
+                "items": rows,
+            }
+        )
+
+    @router.get("/v1/outbox", tags=["crm"], response_model=list[Delivery])
+    def outbox(
+        service: ServiceDep,
+        principal: PrincipalDep,
+        status: DeliveryStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    ) -> list[Delivery]:
+        """The dealer group's CRM deliveries (parked ones show their last error)."""
+        return service.outbox.deliveries(principal.dealer_group_id, status, limit, after_id)
+
+    @router.post("/v1/outbox/requeue", tags=["crm"])
+    def requeue(service: ServiceDep, principal: PrincipalDep) -> dict[str, int]:
+        """Send the group's parked deliveries again (after fixing the CRM side)."""
+        count = service.outbox.requeue(principal.dealer_group_id)
+        service.deliverer.wake()
+        return {"requeued": count}
+
+    return router
+
+
+def _problem(loc: Iterable[str | int], msg: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+def _deny(check: Callable[[], None], loc: list[str | int]) -> None:
+    try:
+        check()
+    except AccessDenied as exc:
+        raise HTTPException(403, [_problem(loc, d, "forbidden") for d in exc.details]) from exc
+
+
+def _checked_events(
+    events: list[EventIn], principal: Principal, loc: tuple[str | int, ...]
+) -> pd.DataFrame:
+    """Request events as a raw table: event-model rules (422) and the key's scope (403)."""
+    frame = events_frame(events, principal.dealer_group_id)
+    _, violations = validate_events(frame, "request")
+    if violations:
+        raise HTTPException(
+            422,
+            [_problem([*loc, (v.row or 1) - 1, v.column], v.message, v.rule) for v in violations],
+        )
+    _deny(lambda: principal.check_events(frame), list(loc))
+    return frame
+
+
+def _stored_events(service: Service, principal: Principal, ids: list[str]) -> pd.DataFrame:
+    """The stored events of customers asked for by id: 403 for another group's or rooftop's
+    customers, 404 for customers the store has never seen."""
+    access = principal.check_customers(service.store.customer_rooftops(ids), ids)
+    if access.forbidden:
+        raise HTTPException(
+            403,
+            [
+                _problem(["body", "customers", c], "not a customer of this key's rooftops")
+                for c in access.forbidden
+            ],
+        )
+    if access.unknown:
+        raise HTTPException(
+            404, [_problem(["body", "customers", c], "no events stored") for c in access.unknown]
+        )
+    return service.store.customer_events(principal.dealer_group_id, access.allowed)
+
+
+def _score_out(
+    service: Service, models: ModelSet, scored: Scored, customers: list[str]
+) -> ScoreOut:
+    """The response: each customer's open instances with risk, band and explanations."""
+    table = scored.table
+    per_customer: dict[str, list[InstanceScore]] = {c: [] for c in customers}
+    if len(table):
+        explanations = service.explainer(models, scored.task).explain_each(table)
+        for row, why in zip(table.itertuples(index=False), explanations, strict=True):
+            per_customer.setdefault(str(row.customer_id), []).append(_instance_score(row, why))
+    return ScoreOut(
+        task=scored.task,
+        model_name=scored.model_name,
+        model_version=scored.model_version,
+        cutoff=scored.cutoff.to_pydatetime(),
+        customers=[CustomerScore(customer_id=c, instances=i) for c, i in per_customer.items()],
+    )
+
+
+def _instance_score(row: Any, why: InstanceExplanation) -> InstanceScore:
+    """One scored instance with its drivers, action and what-ifs, as the API returns it."""
+    action = why.action
+    return InstanceScore(
+        instance_id=str(row.instance_id),
+        rooftop_id=str(row.rooftop_id),
+        anchor_ts=row.anchor_ts,
+        scheduled_ts=getattr(row, "scheduled_ts", None),
+        risk=round(float(row.risk), 4),
+        band=row.band,
+        drivers_up=[_driver(d) for d in why.up],
+        drivers_down=[_driver(d) for d in why.down],
+        action=None
+        if action is None
+        else ActionOut(
+            friction=action.friction,
+            action=action.action,
+            owner=action.owner,
+            channel=action.channel,
+            urgency=action.urgency,
+        ),
+        what_if=[
+            WhatIfOut(
+                friction=d.driver,
+                label=d.label,
+                risk=round(d.what_if_risk, 4),
+                current_risk=round(why.risk, 4),
+            )
+            for d in why.up
+            if d.what_if_risk is not None
+        ],
+    )
+
+
+def _driver(d: Any) -> DriverOut:
+    return DriverOut(
+        sentence=d.sentence,
+        friction=d.driver if d.kind == "friction" else None,
+        kind=d.kind,
+        stage=d.stage,
+        touchpoint=d.touchpoint,
+        share=round(d.share, 4),
+        direction="raises" if d.direction == "up" else "lowers",
+    )
+
+
+def _push(service: Service, principal: Principal, out: ScoreOut) -> int:
+    """Queue each customer's update for the CRM; the outbox skips unchanged ones. Returns how
+    many were queued."""
+    updates = [
+        (
+            principal.dealer_group_id,
+            c.customer_id,
+            out.task,
+            {
+                "model_name": out.model_name,
+                "model_version": out.model_version,
+                "scored_at": out.cutoff.isoformat(),
+                "instances": [
+                    {
+                        "instance_id": i.instance_id,
+                        "rooftop_id": i.rooftop_id,
+                        "risk": round(i.risk, 3),
+                        "band": i.band,
+                        "drivers": [d.sentence for d in i.drivers_up],
+                        "action": None if i.action is None else i.action.action,
+                    }
+                    for i in c.instances
+                ],
+            },
+        )
+        for c in out.customers
+    ]
+    results = service.outbox.enqueue_many(updates)
+    service.deliverer.wake()
+    return sum(r.created for r in results)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    flat = [
+        {
+            "customer_id": r["customer_id"],
+            "instance_id": r["instance_id"],
+            "rooftop_id": r["rooftop_id"],
+            "anchor_ts": r["anchor_ts"],
+            "scheduled_ts": r.get("scheduled_ts"),
+            "risk": r["risk"],
+            "band": r["band"],
+            "top_driver": r["drivers_up"][0]["sentence"] if r["drivers_up"] else "",
+            "action": r["action"]["action"] if r["action"] else "",
+        }
+        for r in rows
+    ]
+    columns = [
+        "customer_id",
+        "instance_id",
+        "rooftop_id",
+        "anchor_ts",
+        "scheduled_ts",
+        "risk",
+        "band",
+        "top_driver",
+        "action",
+    ]
+    return str(pd.DataFrame(flat, columns=columns).to_csv(index=False))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EventValidationError)
+    async def _invalid_events(request: Request, exc: EventValidationError) -> JSONResponse:
+        detail = [_problem(["body", v.column], v.message, v.rule) for v in exc.violations]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def limits_and_access_log(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(
+                {"detail": f"request body over {MAX_BODY_BYTES // (1024 * 1024)} MiB"},
+                status_code=413,
+            )
+        response: Response = await call_next(request)
+        log.info(
+            "%s %s %d %.1f ms key=%s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            1000 * (time.perf_counter() - started),
+            getattr(request.state, "key_id", "-"),
+        )
+        return response
+
+
+def push_task(service: Service, task: Task, now: pd.Timestamp) -> dict[str, int]:
+    """Batch write-back (``cjm push``): score every dealer group's open instances and queue
+    the changed ones for its CRM. Returns instances scored and updates queued."""
+    models = service.ready_models()
+    scored_total = queued = 0
+    for tenant in service.tenants.tenants:
+        principal = Principal(tenant=tenant, key_id="batch", rooftops=frozenset(tenant.rooftops))
+        scored = queue(models, service.store, principal, task, now, limit=10**9)
+        customers = scored.table["customer_id"].unique().tolist()
+        out = _score_out(service, models, scored, customers)
+        queued += _push(service, principal, out)
+        scored_total += len(scored.table)
+    return {"scored": scored_total, "queued": queued}

@@ -1,0 +1,378 @@
+"""The scoring API through TestClient: every endpoint, the auth matrix, errors, reload."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cjm_ml.config import Settings
+from cjm_ml.features.build import BUILDERS
+from cjm_ml.features.instances import open_instances
+from cjm_ml.params import TASKS, Task
+from cjm_ml.serving.app import create_app
+from cjm_ml.serving.schemas import MAX_EVENTS
+from cjm_ml.serving.store import SqliteEventStore
+from cjm_ml.serving.tenants import generate_api_key, hash_api_key
+from cjm_ml.simulation import SimulatedGroup
+from cjm_ml.training.model import RiskModel
+from cjm_ml.training.split import time_split
+
+ADMIN = "cjm.ops.admin-secret-for-tests-only"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    settings: Settings
+    keys: dict[str, str]
+    events: pd.DataFrame
+    now: pd.Timestamp
+    models: dict[Task, RiskModel]
+
+    def get(self, url: str, key: str | None = "manager", **kw: Any) -> Any:
+        return self.client.get(url, headers=self._h(key), **kw)
+
+    def post(self, url: str, body: Any, key: str | None = "manager") -> Any:
+        return self.client.post(url, json=body, headers=self._h(key))
+
+    def _h(self, key: str | None) -> dict[str, str]:
+        return {} if key is None else {"X-API-Key": self.keys.get(key, key)}
+
+
+def _event(**kw: Any) -> dict[str, Any]:
+    return {
+        "event_id": "x-1",
+        "rooftop_id": "rt-04",
+        "customer_id": "c-new",
+        "ts": "2026-01-05T10:00:00Z",
+        "event_type": "lead_form",
+        **kw,
+    }
+
+
+@pytest.fixture(scope="module")
+def api(
+    small_group: SimulatedGroup,
+    tables: dict[Task, pd.DataFrame],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Api]:
+    root = tmp_path_factory.mktemp("api")
+    models: dict[Task, RiskModel] = {}
+    for task in TASKS:
+        split = time_split(tables[task])
+        models[task] = RiskModel(task).fit(split.train, split.valid)
+        models[task].save(root / "models" / task, {"model_name": f"m-{task}", "version": "7"})
+    keys, entries = {}, []
+    for name, rooftops in (("manager", None), ("bdc", ["rt-04"])):
+        keys[name], entry = generate_api_key(f"dg01-{name}", rooftops)
+        entries.append(entry.model_dump(exclude_none=True))
+    keys["other"], other = generate_api_key("dg02-crm")
+    rooftop_ids = [r.rooftop_id for r in small_group.rooftops]
+    tenants = {
+        "dealer_groups": [
+            {"dealer_group_id": "dg-01", "rooftops": rooftop_ids, "api_keys": entries},
+            {
+                "dealer_group_id": "dg-02",
+                "rooftops": ["rt-90"],
+                "api_keys": [other.model_dump(exclude_none=True)],
+            },
+        ]
+    }
+    (root / "tenants.json").write_text(json.dumps(tenants))
+    settings = Settings(
+        data_dir=root / "data",
+        models_dir=root / "models",
+        tenants_file=root / "tenants.json",
+        admin_key_hash=hash_api_key(ADMIN),
+    )
+    # The store holds 1,500 customers' journeys.
+    customers = small_group.events["customer_id"].drop_duplicates().sample(1500, random_state=2)
+    events = small_group.events[small_group.events["customer_id"].isin(customers)]
+    with SqliteEventStore(settings.event_store_file) as store:
+        store.append(events.reset_index(drop=True))
+    now = pd.Timestamp(small_group.config.start) + pd.Timedelta(days=small_group.config.days - 20)
+    with TestClient(create_app(settings, start_deliverer=False)) as client:
+        yield Api(client, settings, keys, events, now, models)
+
+
+def _open_customer(api: Api, task: Task, rooftop: str | None = None) -> str:
+    inst = open_instances(api.events, task, api.now)
+    if rooftop is not None:
+        inst = inst[inst["rooftop_id"] == rooftop]
+    return str(inst["customer_id"].iloc[0])
+
+
+def test_health_readiness_and_models(api: Api) -> None:
+    assert api.get("/healthz", key=None).json() == {"status": "ok"}
+    assert api.get("/readyz", key=None).json() == {"status": "ready", "models": 3}
+    listed = api.get("/v1/models").json()
+    assert [m["task"] for m in listed] == list(TASKS)
+    assert {(m["model_name"], m["version"]) for m in listed} == {(f"m-{t}", "7") for t in TASKS}
+
+
+def test_not_ready_without_models(tmp_path: Path, api: Api) -> None:
+    settings = api.settings.model_copy(
+        update={"models_dir": tmp_path / "none", "data_dir": tmp_path / "data"}
+    )
+    with TestClient(create_app(settings, start_deliverer=False)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+        assert "lead_leakage: " in ready.json()["reason"]
+        refused = client.get("/v1/models", headers={"X-API-Key": api.keys["manager"]})
+        assert refused.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "message"),
+    [
+        (None, 401, "missing API key (X-API-Key header)"),
+        ("cjm.dg01-manager.wrong", 401, "invalid API key"),
+        ("garbage", 401, "invalid API key"),
+        ("manager", 200, None),
+        ("bdc", 200, None),
+    ],
+)
+def test_auth_matrix(api: Api, key: str | None, status: int, message: str | None) -> None:
+    response = api.get("/v1/models", key=key)
+    assert response.status_code == status
+    if message is not None:
+        assert response.json() == {"detail": message}
+        assert response.headers["www-authenticate"] == "ApiKey"
+
+
+def test_events_are_appended_once_and_scoped_to_the_key(api: Api) -> None:
+    body = {"events": [_event(event_id="ev-a"), _event(event_id="ev-b", ts="2026-01-05T11:00Z")]}
+    assert api.post("/v1/events", body, key="bdc").json() == {"inserted": 2, "duplicates": 0}
+    assert api.post("/v1/events", body, key="bdc").json() == {"inserted": 0, "duplicates": 2}
+    changed = {"events": [_event(event_id="ev-a", event_type="lead_chat")]}
+    conflict = api.post("/v1/events", changed, key="bdc")
+    assert conflict.status_code == 409
+    assert conflict.json()["detail"][0]["loc"] == ["body", "events", 0, "event_id"]
+    # the rt-04 BDC key may not write another rooftop; dg-02's key may not write dg-01
+    other_rooftop = api.post(
+        "/v1/events", {"events": [_event(event_id="ev-c", rooftop_id="rt-01")]}, key="bdc"
+    )
+    assert other_rooftop.status_code == 403
+    assert "rt-01" in other_rooftop.json()["detail"][0]["msg"]
+    other_group = api.post(
+        "/v1/events", {"events": [_event(event_id="ev-d", dealer_group_id="dg-01")]}, key="other"
+    )
+    assert other_group.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "fragment"),
+    [
+        ({"ts": "2026-01-05T10:00:00"}, ["body", "events", 0, "ts"], "timezone"),
+        ({"event_type": "teleport"}, ["body", "events", 0, "event_type"], "lead_form"),
+        ({"value": "lots"}, ["body", "events", 0, "value"], "number"),
+        ({"attributes": [1, 2]}, ["body", "events", 0, "attributes"], "dictionary"),
+        ({"customer_id": ""}, ["body", "events", 0, "customer_id"], "at least 1"),
+        ({"colour": "red"}, ["body", "events", 0, "colour"], "Extra inputs"),
+    ],
+)
+def test_bad_events_get_field_level_422(
+    api: Api, change: dict[str, Any], loc: list[Any], fragment: str
+) -> None:
+    response = api.post("/v1/events", {"events": [_event(**change)]})
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["loc"] == loc and fragment in problem["msg"]
+
+
+def test_empty_and_oversized_batches_are_refused(api: Api) -> None:
+    empty = api.post("/v1/events", {"events": []})
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "events"]
+    many = [_event(event_id=f"big-{i}") for i in range(MAX_EVENTS + 1)]
+    too_many = api.post("/v1/events", {"events": many})
+    assert too_many.status_code == 422
+    assert f"at most {MAX_EVENTS}" in too_many.json()["detail"][0]["msg"]
+    huge = api.client.post(
+        "/v1/events",
+        content=b"{" + b" " * (17 * 1024 * 1024) + b"}",
+        headers={"X-API-Key": api.keys["manager"], "content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+
+
+def test_score_by_id_matches_the_training_features_at_now(api: Api) -> None:
+    customer = _open_customer(api, "no_show")
+    body = {"customers": [{"customer_id": customer}], "as_of": api.now.isoformat()}
+    response = api.post("/v1/score/no_show", body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert (out["model_name"], out["model_version"]) == ("m-no_show", "7")
+    assert pd.Timestamp(out["cutoff"]) == api.now
+    [scored] = out["customers"]
+    mine = api.events[api.events["customer_id"] == customer]
+    expected_inst = open_instances(mine, "no_show", api.now)
+    features = BUILDERS["no_show"](mine[mine["ts"] < api.now], expected_inst)
+    expected = api.models["no_show"].predict_risk(features)
+    got = {i["instance_id"]: i["risk"] for i in scored["instances"]}
+    assert got == dict(zip(expected_inst["instance_id"], np.round(expected, 4), strict=True))
+    first = scored["instances"][0]
+    assert first["band"] in {"high", "medium", "low"}
+    assert first["drivers_up"] and all(d["sentence"] for d in first["drivers_up"])
+    assert all(0 <= w["risk"] <= 1 for w in first["what_if"])
+
+
+def test_score_inline_events_equals_score_by_id(api: Api) -> None:
+    customer = _open_customer(api, "lead_leakage")
+    mine = api.events[api.events["customer_id"] == customer]
+    inline = [
+        {
+            "event_id": r.event_id,
+            "rooftop_id": r.rooftop_id,
+            "customer_id": r.customer_id,
+            "ts": r.ts.isoformat(),
+            "event_type": r.event_type,
+            **({"channel": r.channel} if pd.notna(r.channel) else {}),
+            **({"source": r.source} if pd.notna(r.source) else {}),
+            **({"vehicle_id": r.vehicle_id} if pd.notna(r.vehicle_id) else {}),
+            **({"value": r.value} if pd.notna(r.value) else {}),
+            **({"attributes": json.loads(r.attributes)} if pd.notna(r.attributes) else {}),
+        }
+        for r in mine.itertuples()
+    ]
+    as_of = api.now.isoformat()
+    by_id = api.post(
+        "/v1/score/lead_leakage", {"customers": [{"customer_id": customer}], "as_of": as_of}
+    )
+    given = api.post(
+        "/v1/score/lead_leakage",
+        {"customers": [{"customer_id": customer, "events": inline}], "as_of": as_of},
+    )
+    assert by_id.status_code == given.status_code == 200, given.text
+    assert by_id.json() == given.json()
+    wrong = api.post(
+        "/v1/score/lead_leakage",
+        {"customers": [{"customer_id": "someone-else", "events": inline}], "as_of": as_of},
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"][-1] == "customer_id"
+
+
+def test_score_refuses_other_groups_unknown_customers_and_tasks(api: Api) -> None:
+    customer = _open_customer(api, "no_show")
+    other = api.post("/v1/score/no_show", {"customers": [{"customer_id": customer}]}, key="other")
+    assert other.status_code == 403
+    assert other.json()["detail"][0]["loc"] == ["body", "customers", customer]
+    unknown = api.post("/v1/score/no_show", {"customers": [{"customer_id": "c-nobody"}]})
+    assert unknown.status_code == 404
+    bad_task = api.post("/v1/score/churn", {"customers": [{"customer_id": customer}]})
+    assert bad_task.status_code == 422 and bad_task.json()["detail"][0]["loc"] == ["path", "task"]
+    naive = api.post(
+        "/v1/score/no_show", {"customers": [{"customer_id": customer}], "as_of": "2026-01-01T00:00"}
+    )
+    assert naive.status_code == 422 and naive.json()["detail"][0]["loc"] == ["body", "as_of"]
+    none = api.post("/v1/score/no_show", {"customers": []})
+    assert none.status_code == 422
+
+
+def test_call_list_is_ranked_scoped_and_filterable(api: Api) -> None:
+    as_of = api.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    full = api.get(f"/v1/queues/no_show?as_of={as_of}&limit=50").json()
+    risks = [i["risk"] for i in full["items"]]
+    assert risks == sorted(risks, reverse=True) and len(risks) > 5
+    expected = open_instances(api.events, "no_show", api.now)
+    assert len(full["items"]) == min(50, len(expected))
+    bdc = api.get(f"/v1/queues/no_show?as_of={as_of}&limit=5000", key="bdc").json()["items"]
+    assert bdc and {i["rooftop_id"] for i in bdc} == {"rt-04"}
+    assert len(bdc) == (expected["rooftop_id"] == "rt-04").sum()
+    day = (api.now + pd.Timedelta(days=1)).floor("D")
+    tomorrow = api.get(
+        "/v1/queues/no_show",
+        params={
+            "as_of": as_of,
+            "date_from": day.isoformat(),
+            "date_to": (day + pd.Timedelta(days=1)).isoformat(),
+            "limit": 5000,
+        },
+    ).json()["items"]
+    assert all(
+        day <= pd.Timestamp(i["scheduled_ts"]) < day + pd.Timedelta(days=1) for i in tomorrow
+    )
+    csv = api.get(f"/v1/queues/no_show?as_of={as_of}&limit=3&format=csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert lines[0] == (
+        "customer_id,instance_id,rooftop_id,anchor_ts,scheduled_ts,risk,band,top_driver,action"
+    )
+    assert len(lines) == 4
+    assert (
+        api.get(f"/v1/queues/no_show?rooftop_id=rt-01&as_of={as_of}", key="bdc").status_code == 403
+    )
+    assert api.get("/v1/queues/no_show?as_of=2026-01-01T00:00:00").status_code == 422
+    assert api.get("/v1/queues/no_show?format=xml").status_code == 422
+
+
+def test_push_queues_changed_risks_in_the_outbox(api: Api) -> None:
+    customer = _open_customer(api, "service_defection")
+    body = {"customers": [{"customer_id": customer}], "as_of": api.now.isoformat(), "push": True}
+    assert api.post("/v1/score/service_defection", body).status_code == 200
+    assert api.post("/v1/score/service_defection", body).status_code == 200  # unchanged
+    queued = api.get("/v1/outbox").json()
+    mine = [d for d in queued if d["customer_id"] == customer]
+    assert len(mine) == 1
+    payload = mine[0]["payload"]
+    assert payload["task"] == "service_defection" and payload["model_version"] == "7"
+    assert payload["instances"][0]["drivers"] and mine[0]["idempotency_key"]
+    assert api.get("/v1/outbox", key="other").json() == []
+
+
+def test_reload_swaps_models_without_dropping_requests(api: Api) -> None:
+    assert api.post("/v1/admin/reload-models", {}, key="manager").status_code == 401
+    customer = _open_customer(api, "no_show")
+    body = {"customers": [{"customer_id": customer}], "as_of": api.now.isoformat()}
+    failures: list[int] = []
+
+    def hammer() -> None:
+        for _ in range(15):
+            status = api.post("/v1/score/no_show", body).status_code
+            if status != 200:
+                failures.append(status)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for version in ("8", "9", "10"):
+        model = RiskModel.load(api.settings.models_dir / "no_show")
+        model.save(api.settings.models_dir / "no_show", {**model.metadata_, "version": version})
+        reloaded = api.post("/v1/admin/reload-models", {}, key=ADMIN)
+        assert reloaded.status_code == 200
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert api.post("/v1/score/no_show", body).json()["model_version"] == "10"
+
+
+def test_no_input_gets_a_server_error(api: Api) -> None:
+    """Schemathesis generates requests for every operation of the OpenAPI spec (valid and
+    not), sent with each kind of key; none may get a 5xx."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api.client.app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    keys = (api.keys["manager"], api.keys["bdc"], None)
+
+    @given(data=st.data())
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    def run(data: st.DataObject) -> None:
+        operation = data.draw(st.sampled_from(operations))
+        case = data.draw(operation.as_strategy())
+        key = data.draw(st.sampled_from(keys))
+        response = case.call(headers={} if key is None else {"X-API-Key": key})
+        assert response.status_code < 500, (case.method, case.path, response.text[:300])
+
+    run()
