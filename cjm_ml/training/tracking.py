@@ -75,21 +75,23 @@ def configure_tracking(settings: Settings | None = None) -> str:
         folder = settings.mlflow_dir.resolve()
         folder.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        _EMBEDDED.add(uri)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; keep the user's environment as it was
+    # so child processes (and later calls) do not mistake our store for a server of theirs.
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return uri
-
-
-#: Embedded store URIs this process configured. ``mlflow.set_tracking_uri`` also exports
-#: MLFLOW_TRACKING_URI, so the variable alone cannot tell a user's server from our own store.
-_EMBEDDED: set[str] = set()
 
 
 def _server_uri() -> str | None:
     """The MLflow server the user pointed us at with MLFLOW_TRACKING_URI, if any."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return uri if uri and uri not in _EMBEDDED else None
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def _experiment(task: Task, settings: Settings) -> str:
@@ -99,7 +101,7 @@ def _experiment(task: Task, settings: Settings) -> str:
     if found is not None:
         return str(found.experiment_id)
     location = None
-    if mlflow.get_tracking_uri() in _EMBEDDED:
+    if _server_uri() is None:
         location = (settings.mlflow_dir / "artifacts").resolve().as_uri()
     return str(mlflow.create_experiment(name, artifact_location=location))
 
