@@ -49,6 +49,10 @@ browser: ## headless Chromium for the journey-map browser test (Debian's chromiu
 bench: install ## the benchmark scripts (figures go to the README's performance table)
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/score_one.py
+	$(BIN)/python benchmarks/explain.py
+	$(BIN)/python benchmarks/api.py
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 	$(PY) -m venv /tmp/cjm-lock-venv && /tmp/cjm-lock-venv/bin/pip install --quiet uv

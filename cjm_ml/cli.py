@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -343,12 +344,15 @@ def serve(
     load_events: Annotated[
         Path | None, typer.Option(help="Append this events file to the store first.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Server processes (one per core is best).")
+    ] = 2,
 ) -> None:
     """Start the scoring API (uvicorn) with the configured tenants, store and champions."""
     settings = Settings()
     if load_events is not None:
         _load_store(settings, load_events)
-    _serve(settings, host or settings.host, port or settings.port)
+    _serve(settings, host or settings.host, port or settings.port, workers)
 
 
 def _load_store(settings: Settings, path: Path) -> None:
@@ -364,7 +368,15 @@ def _load_store(settings: Settings, path: Path) -> None:
     )
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
+    """Serve with ``workers`` processes. Each binds its own SO_REUSEPORT socket, so the kernel
+    spreads connections over them (uvicorn's own --workers left all keep-alive connections on
+    one process here), with TCP_NODELAY set (accepted sockets inherit it; without it small
+    responses waited ~40 ms for delayed ACKs)."""
+    import socket
+    import subprocess
+    import sys
+
     import uvicorn
 
     from cjm_ml.serving.app import create_app
@@ -375,7 +387,29 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     except (TenantConfigError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    # The other workers get this process's settings through the environment.
+    env = {**os.environ, **_settings_env(settings)}
+    command = [sys.executable, "-m", "cjm_ml.cli", "serve", "--host", host, "--port", str(port)]
+    children = [subprocess.Popen([*command, "--workers", "1"], env=env) for _ in range(workers - 1)]
+    try:
+        uvicorn.run(create_app(settings), fd=sock.fileno(), log_config=None, access_log=False)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=30)
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the CJM_* variables that recreate it in another process."""
+    values = settings.model_dump(exclude_none=True)
+    return {f"CJM_{k.upper()}": str(v) for k, v in values.items()}
 
 
 keys_app = typer.Typer(help="API keys per dealer group (stored hashed in the tenants file).")
@@ -502,7 +536,14 @@ def _serve_demo(out: Path, events_path: Path) -> None:
         ]
     }
     write_json_atomic(tenants, out / "tenants.json")
-    settings = Settings(tenants_file=out / "tenants.json")
+    # The demo's own store and outbox, made afresh for the freshly simulated group.
+    serving = out / "serving"
+    shutil.rmtree(serving, ignore_errors=True)
+    settings = Settings(
+        tenants_file=out / "tenants.json",
+        event_store_path=serving / "events.db",
+        outbox_path=serving / "outbox.db",
+    )
     _load_store(settings, events_path)
     base = f"http://{settings.host}:{settings.port}"
     # The simulated history ends before today: ask as of its last day.
@@ -520,7 +561,7 @@ Try:
     '{base}/v1/queues/service_defection?as_of={as_of}&format=csv&limit=20'
   curl -H 'X-API-Key: {manager}' {base}/v1/models"""
     )
-    _serve(settings, settings.host, settings.port)
+    _serve(settings, settings.host, settings.port, workers=2)
 
 
 if __name__ == "__main__":
