@@ -509,6 +509,8 @@ def demo(
 
     typer.echo("\nFriction drivers")
     typer.echo(explain_demo(out, settings.models_dir))
+    # The champions' friction hotspots travel with them, for the API's journey page.
+    shutil.copyfile(out / "explain" / "hotspots.parquet", settings.models_dir / "hotspots.parquet")
     _write_journey_map(events, out / "journey.html", out / "rooftops.json", path)
     if serve:
         _serve_demo(out, path)
@@ -559,7 +561,8 @@ Try:
   curl -H 'X-API-Key: {bdc}' '{base}/v1/queues/no_show?as_of={as_of}&limit=10'
   curl -H 'X-API-Key: {manager}' \\
     '{base}/v1/queues/service_defection?as_of={as_of}&format=csv&limit=20'
-  curl -H 'X-API-Key: {manager}' {base}/v1/models"""
+  curl -H 'X-API-Key: {manager}' {base}/v1/models
+  {base}/journey?api_key={manager}  (the journey map, in a browser)"""
     )
     _serve(settings, settings.host, settings.port, workers=2)
 

@@ -22,16 +22,18 @@ from typing import Annotated, Any, cast
 import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from cjm_ml.config import Settings
 from cjm_ml.events import EventValidationError, validate_events
 from cjm_ml.explain.drivers import DriverExplainer, InstanceExplanation
+from cjm_ml.journey.report import build_report
 from cjm_ml.params import Task
 from cjm_ml.serving.models import ModelHolder, ModelSet, ModelsUnavailable
 from cjm_ml.serving.outbox import Deliverer, Delivery, DeliveryStatus, Outbox, RetryPolicy
 from cjm_ml.serving.schemas import (
+    EARLIEST,
     ActionOut,
     AppendOut,
     CustomerScore,
@@ -55,6 +57,9 @@ log = logging.getLogger(__name__)
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="cjm.<key_id>.<secret>"
 )
+#: For a browser opening /journey: the key as ``?api_key=`` (never logged: the access log
+#: records the path only).
+api_key_query = APIKeyQuery(name="api_key", auto_error=False, description="Same key, for browsers")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": ProblemOut} for c in (401, 403, 404, 409, 413, 422, 503)
 }
@@ -150,8 +155,11 @@ def _service(request: Request) -> Service:
 
 
 def _principal(
-    request: Request, api_key: Annotated[str | None, Depends(api_key_header)]
+    request: Request,
+    api_key: Annotated[str | None, Depends(api_key_header)],
+    query_key: Annotated[str | None, Depends(api_key_query)],
 ) -> Principal:
+    api_key = api_key or query_key
     principal = _service(request).tenants.authenticate(api_key)
     if principal is None:
         raise HTTPException(
@@ -324,6 +332,27 @@ def _routes() -> Any:
                 "items": rows,
             }
         )
+
+    @router.get("/journey", tags=["journey map"], response_class=HTMLResponse)
+    def journey(
+        service: ServiceDep,
+        principal: PrincipalDep,
+        rooftop_id: Annotated[str | None, Query(max_length=128)] = None,
+    ) -> HTMLResponse:
+        """The journey map (the page ``cjm map`` writes) of the key's rooftops, or of one
+        rooftop, from the event store; friction hotspots from ``<models_dir>/hotspots.parquet``
+        when the champions' roll-ups were exported there."""
+        if rooftop_id is not None:
+            _deny(lambda: principal.check_rooftops([rooftop_id]), ["query", "rooftop_id"])
+        rooftops = sorted(principal.rooftops if rooftop_id is None else {rooftop_id})
+        events = service.store.events_since(principal.dealer_group_id, EARLIEST, rooftops)
+        if events.empty:
+            raise HTTPException(404, [_problem(["query", "rooftop_id"], "no events stored")])
+        path = service.settings.models_dir / "hotspots.parquet"
+        hotspots = pd.read_parquet(path) if path.exists() else None
+        if hotspots is not None:
+            hotspots = hotspots[hotspots["rooftop_id"].isin(rooftops)]
+        return HTMLResponse(build_report(events, hotspots=hotspots))
 
     @router.get("/v1/outbox", tags=["crm"], response_model=list[Delivery])
     def outbox(

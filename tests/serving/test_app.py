@@ -358,9 +358,22 @@ def test_reload_swaps_models_without_dropping_requests(api: Api) -> None:
     assert api.post("/v1/score/no_show", body).json()["model_version"] == "10"
 
 
+def test_the_journey_page_is_served_per_key_and_rooftop(api: Api) -> None:
+    page = api.get("/journey")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Customer journey map" in page.text and "rt-01" in page.text
+    # a browser passes the key in the query; the rt-04 BDC sees rt-04 only
+    bdc = api.client.get("/journey", params={"api_key": api.keys["bdc"]})
+    assert bdc.status_code == 200 and "rt-04" in bdc.text and "rt-01" not in bdc.text
+    assert api.get("/journey?rooftop_id=rt-01", key="bdc").status_code == 403
+    assert api.get("/journey", key=None).status_code == 401
+    assert api.get("/journey", key="other").status_code == 404  # dg-02 has no events yet
+
+
 def test_no_input_gets_a_server_error(api: Api) -> None:
     """Schemathesis generates requests for every operation of the OpenAPI spec (valid and
-    not), sent with each kind of key; none may get a 5xx."""
+    not), sent with each kind of key; none may get a 5xx. (Last in this module: schemathesis
+    runs the app's lifespan again, which closes the shared service on its way out.)"""
     schema = schemathesis.openapi.from_asgi("/openapi.json", api.client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 9
