@@ -513,10 +513,10 @@ def demo(
     shutil.copyfile(out / "explain" / "hotspots.parquet", settings.models_dir / "hotspots.parquet")
     _write_journey_map(events, out / "journey.html", out / "rooftops.json", path)
     if serve:
-        _serve_demo(out, path)
+        _serve_demo(out, path, events["ts"].max())
 
 
-def _serve_demo(out: Path, events_path: Path) -> None:
+def _serve_demo(out: Path, events_path: Path, last: pd.Timestamp) -> None:
     """Load the demo events into the store, make demo API keys, print what to try, serve."""
     from cjm_ml.io import write_json_atomic
     from cjm_ml.serving.tenants import generate_api_key
@@ -549,7 +549,6 @@ def _serve_demo(out: Path, events_path: Path) -> None:
     _load_store(settings, events_path)
     base = f"http://{settings.host}:{settings.port}"
     # The simulated history ends before today: ask as of its last day.
-    last = pd.read_parquet(events_path, columns=["ts"])["ts"].max()
     as_of = last.floor("D").strftime("%Y-%m-%dT%H:%M:%SZ")
     typer.echo(
         f"""

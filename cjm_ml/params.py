@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Task = Literal["lead_leakage", "no_show", "service_defection"]
 TASKS: tuple[Task, ...] = ("lead_leakage", "no_show", "service_defection")
+#: Registered model name per task (MLflow registry, bundles, API responses).
+MODEL_NAMES: dict[Task, str] = {
+    "no_show": "cjm-no-show",
+    "lead_leakage": "cjm-lead-leakage",
+    "service_defection": "cjm-service-defection",
+}
 
 
 class LeadLeakageParams(BaseModel):

@@ -218,7 +218,7 @@ def _routes() -> Any:
     @router.post("/v1/events", tags=["events"], response_model=AppendOut)
     def append_events(body: EventsIn, service: ServiceDep, principal: PrincipalDep) -> AppendOut:
         """Append journey events to the store; sending an event again is a no-op."""
-        frame = _checked_events(body.events, principal, ("body", "events"))
+        frame, _ = _checked_events(body.events, principal, ("body", "events"))
         try:
             result = service.store.append(frame, file="request")
         except EventConflictError as exc:
@@ -251,7 +251,7 @@ def _routes() -> Any:
         for i, customer in enumerate(body.customers):
             if customer.events is not None:
                 loc = ("body", "customers", i, "events")
-                frame = _checked_events(customer.events, principal, loc)
+                frame, typed = _checked_events(customer.events, principal, loc)
                 others = frame["customer_id"].astype(str) != customer.customer_id
                 if others.any():
                     row = int(np.flatnonzero(others.to_numpy())[0])
@@ -259,7 +259,6 @@ def _routes() -> Any:
                         422,
                         [_problem([*loc, row, "customer_id"], "not this customer's event")],
                     )
-                typed, _ = validate_events(frame, "request")
                 frames.append(typed)
         events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         scored = score_events(models, task, events, now)
@@ -388,17 +387,18 @@ def _deny(check: Callable[[], None], loc: list[str | int]) -> None:
 
 def _checked_events(
     events: list[EventIn], principal: Principal, loc: tuple[str | int, ...]
-) -> pd.DataFrame:
-    """Request events as a raw table: event-model rules (422) and the key's scope (403)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Request events checked against the event-model rules (422) and the key's scope (403):
+    the raw table (for the store) and the typed one (for scoring)."""
     frame = events_frame(events, principal.dealer_group_id)
-    _, violations = validate_events(frame, "request")
+    typed, violations = validate_events(frame, "request")
     if violations:
         raise HTTPException(
             422,
             [_problem([*loc, (v.row or 1) - 1, v.column], v.message, v.rule) for v in violations],
         )
     _deny(lambda: principal.check_events(frame), list(loc))
-    return frame
+    return frame, typed
 
 
 def _stored_events(service: Service, principal: Principal, ids: list[str]) -> pd.DataFrame:
@@ -529,33 +529,30 @@ def _push(service: Service, principal: Principal, out: ScoreOut) -> int:
     return sum(r.created for r in results)
 
 
+#: The call list's CSV columns (``format=csv``): one row per instance, the top driver only.
+_CSV_COLUMNS = (
+    "customer_id",
+    "instance_id",
+    "rooftop_id",
+    "anchor_ts",
+    "scheduled_ts",
+    "risk",
+    "band",
+    "top_driver",
+    "action",
+)
+
+
 def _csv(rows: list[dict[str, Any]]) -> str:
     flat = [
         {
-            "customer_id": r["customer_id"],
-            "instance_id": r["instance_id"],
-            "rooftop_id": r["rooftop_id"],
-            "anchor_ts": r["anchor_ts"],
-            "scheduled_ts": r.get("scheduled_ts"),
-            "risk": r["risk"],
-            "band": r["band"],
+            **r,
             "top_driver": r["drivers_up"][0]["sentence"] if r["drivers_up"] else "",
             "action": r["action"]["action"] if r["action"] else "",
         }
         for r in rows
     ]
-    columns = [
-        "customer_id",
-        "instance_id",
-        "rooftop_id",
-        "anchor_ts",
-        "scheduled_ts",
-        "risk",
-        "band",
-        "top_driver",
-        "action",
-    ]
-    return str(pd.DataFrame(flat, columns=columns).to_csv(index=False))
+    return str(pd.DataFrame(flat, columns=list(_CSV_COLUMNS)).to_csv(index=False))
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cjm_ml.params import TASKS, Task
+from cjm_ml.params import MODEL_NAMES, TASKS, Task
 from cjm_ml.training.model import RiskModel
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,12 @@ class ModelSet:
         out = []
         for task, model in self.models.items():
             meta = model.metadata_
+            name, version = model.identity
             out.append(
                 {
                     "task": task,
-                    "model_name": meta.get("model_name", f"cjm-{task.replace('_', '-')}"),
-                    "version": str(meta.get("version", "unregistered")),
+                    "model_name": name,
+                    "version": version,
                     "source": self.source,
                     "loaded_at": self.loaded_at.isoformat(),
                     "features": len(model.features),
@@ -57,6 +58,7 @@ def load_models(models_dir: Path, registry: bool | None = None) -> ModelSet:
     """Load all three champions: from the MLflow registry if ``registry`` (default: when
     MLFLOW_TRACKING_URI is set), else from ``models_dir/<task>/`` bundles."""
     use_registry = bool(os.environ.get("MLFLOW_TRACKING_URI")) if registry is None else registry
+    # (read directly: importing the tracking module would load MLflow for bundle-only serving)
     models: dict[Task, RiskModel] = {}
     problems = []
     for task in TASKS:
@@ -75,7 +77,7 @@ def load_models(models_dir: Path, registry: bool | None = None) -> ModelSet:
 def _from_registry(task: Task) -> RiskModel:
     from mlflow import MlflowClient
 
-    from cjm_ml.training.tracking import MODEL_NAMES, champion, configure_tracking
+    from cjm_ml.training.tracking import champion, configure_tracking
 
     configure_tracking()
     model = champion(MlflowClient(), task)

@@ -58,14 +58,7 @@ def score_events(models: ModelSet, task: Task, events: pd.DataFrame, now: pd.Tim
         raw = model.predict_raw(table)
         risk = model.calibrate(raw)
         table = table.assign(raw=raw, risk=risk, band=model.band(risk))
-    meta = model.metadata_
-    return Scored(
-        task,
-        table,
-        str(meta.get("model_name", f"cjm-{task.replace('_', '-')}")),
-        str(meta.get("version", "unregistered")),
-        now,
-    )
+    return Scored(task, table, *model.identity, now)
 
 
 def queue(
@@ -99,9 +92,9 @@ def queue(
         ["risk", "instance_id"], ascending=[False, True], kind="stable"
     )
     return Scored(
-        task, ranked.head(limit).reset_index(drop=True), *_model_id(scored), scored.cutoff
+        task,
+        ranked.head(limit).reset_index(drop=True),
+        scored.model_name,
+        scored.model_version,
+        scored.cutoff,
     )
-
-
-def _model_id(scored: Scored) -> tuple[str, str]:
-    return scored.model_name, scored.model_version

@@ -30,7 +30,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from cjm_ml.features.registry import features_for
 from cjm_ml.io import atomic_dir
-from cjm_ml.params import Task
+from cjm_ml.params import MODEL_NAMES, Task
 
 
 class TrainingParams(BaseModel):
@@ -249,6 +249,12 @@ class RiskModel:
         """Calibrated risk: the probability of the outcome for each row. ``table``: a feature
         table or its columns (as ``open_feature_columns`` gives them)."""
         return self.calibrate(self.predict_raw(table))
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Registered name and version, from the bundle metadata ("unregistered" if none)."""
+        name = self.metadata_.get("model_name", MODEL_NAMES[self.task])
+        return str(name), str(self.metadata_.get("version", "unregistered"))
 
     def band(self, risk: np.ndarray) -> np.ndarray:
         """ "high", "medium" or "low" for each risk, by the thresholds learned at fit time

@@ -24,7 +24,7 @@ from mlflow.models import infer_signature
 from cjm_ml.config import Settings
 from cjm_ml.explain.drivers import group_norms
 from cjm_ml.features.registry import features_for
-from cjm_ml.params import Task
+from cjm_ml.params import MODEL_NAMES, Task
 from cjm_ml.training import plots
 from cjm_ml.training.evaluate import risk_metrics
 from cjm_ml.training.model import RiskModel
@@ -33,12 +33,6 @@ from cjm_ml.training.run import TrainingReport
 
 log = logging.getLogger(__name__)
 
-#: Registered model name per task.
-MODEL_NAMES: dict[Task, str] = {
-    "no_show": "cjm-no-show",
-    "lead_leakage": "cjm-lead-leakage",
-    "service_defection": "cjm-service-defection",
-}
 CHAMPION = "champion"
 _MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 
