@@ -397,13 +397,21 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
     env = {**os.environ, **_settings_env(settings)}
     command = [sys.executable, "-m", "cjm_ml.cli", "serve", "--host", host, "--port", str(port)]
     children = [subprocess.Popen([*command, "--workers", "1"], env=env) for _ in range(workers - 1)]
-    try:
-        uvicorn.run(create_app(settings), fd=sock.fileno(), log_config=None, access_log=False)
-    finally:
+
+    def stop_children() -> None:
         for child in children:
-            child.terminate()
+            if child.poll() is None:
+                child.terminate()
         for child in children:
             child.wait(timeout=30)
+
+    # Stopped from the app's shutdown too: after a SIGTERM, uvicorn re-raises the signal once
+    # it has shut down, and the process dies before a ``finally`` here would run.
+    app = create_app(settings, on_shutdown=stop_children)
+    try:
+        uvicorn.run(app, fd=sock.fileno(), log_config=None, access_log=False)
+    finally:
+        stop_children()
 
 
 def _settings_env(settings: Settings) -> dict[str, str]:

@@ -141,6 +141,11 @@ def catalogue() -> Catalogue:
 
 def event_dtypes() -> dict[str, Any]:
     """The typed dtypes of the canonical table, categoricals fixed to the catalogue."""
+    return dict(_event_dtypes())
+
+
+@cache
+def _event_dtypes() -> dict[str, Any]:
     cat = catalogue()
     return {
         "event_id": "string",

@@ -541,15 +541,11 @@ class DriverExplainer:
         return out
 
     # -------------------------------------------------------------------------- encoding
-    def encode(self, table: pd.DataFrame) -> np.ndarray:
+    def encode(self, table: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
         """The model's input as a float matrix: categoricals as LightGBM's category codes
         (the model's learned levels; a level it never saw is missing). Refuses a table missing
-        a feature, by name."""
-        x = self.model.matrix(table)
-        for name in self.levels:
-            codes = x[name].cat.codes.to_numpy()
-            x[name] = np.where(codes >= 0, codes, np.nan)
-        return np.ascontiguousarray(x.to_numpy(dtype=float))
+        a feature, by name. ``table``: a feature table or its columns."""
+        return np.ascontiguousarray(self.model.encode(table), dtype=float)
 
     def encode_row(self, row: Mapping[str, Any]) -> np.ndarray:
         """One instance (feature name -> value) as a 1-row model input, without pandas.
@@ -773,11 +769,13 @@ class DriverExplainer:
         return self._instances(*self._explain_arrays(x, source, top, bottom))[0]
 
     def explain_each(
-        self, table: pd.DataFrame, top: int = TOP_UP, bottom: int = TOP_DOWN
+        self, table: pd.DataFrame | Mapping[str, Any], top: int = TOP_UP, bottom: int = TOP_DOWN
     ) -> list[InstanceExplanation]:
-        """``explain_row`` for every row of a feature table, computed as one batch; in the
-        table's row order (for an API response of several instances)."""
-        table = table.reset_index(drop=True)
+        """``explain_row`` for every row of a feature table (or its columns, as
+        ``open_feature_columns`` gives them), computed as one batch; in row order (for an API
+        response: one customer's instances, or a batch of customers')."""
+        if isinstance(table, pd.DataFrame):
+            table = table.reset_index(drop=True)
         x = self.encode(table)
         return self._instances(*self._explain_arrays(x, self._table_source(table, x), top, bottom))
 
@@ -901,14 +899,14 @@ class DriverExplainer:
         )
         return Explanations(drivers=drivers, instances=instances)
 
-    def _table_source(self, table: pd.DataFrame, x: np.ndarray) -> ValueSource:
+    def _table_source(self, table: pd.DataFrame | Mapping[str, Any], x: np.ndarray) -> ValueSource:
         """Rendering values from a table: numbers from the model input, categories as given."""
         cache: dict[str, np.ndarray] = {}
 
         def source(name: str, rows: np.ndarray) -> np.ndarray:
             if name not in cache:
                 if feature_spec(name).unit == "category":
-                    col = table[name].astype("string").fillna("unknown")
+                    col = pd.array(table[name], dtype="string").fillna("unknown")
                     cache[name] = col.to_numpy(dtype=object)
                 else:
                     cache[name] = x[:, self.index[name]]

@@ -92,7 +92,7 @@ def write_waterfall(
 ) -> Path:
     """A waterfall of one instance's drivers from the model's average risk to its own, each
     driver labelled with its first feature's value in dealer terms. Writes a PNG to ``path``."""
-    frame = row.to_frame().T
+    frame = row.to_frame().T.infer_objects()
     x = explainer.encode(frame)
     contrib = explainer.contributions(x)
     slope, intercept = explainer.model.calibration_

@@ -8,14 +8,16 @@ threadpool. Every refusal is a 4xx with a ``detail`` naming the field or item an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -24,6 +26,9 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader, APIKeyQuery
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cjm_ml.config import Settings
 from cjm_ml.events import EventValidationError, validate_events
@@ -49,9 +54,15 @@ from cjm_ml.serving.schemas import (
     check_time,
     events_frame,
 )
-from cjm_ml.serving.scoring import Scored, queue, score_events
+from cjm_ml.serving.scoring import ScoreBatcher, Scored, queue, score_events
 from cjm_ml.serving.store import EventConflictError, SqliteEventStore
-from cjm_ml.serving.tenants import AccessDenied, Principal, TenantRegistry, load_tenants
+from cjm_ml.serving.tenants import (
+    AccessDenied,
+    CustomerAccess,
+    Principal,
+    TenantRegistry,
+    load_tenants,
+)
 
 log = logging.getLogger(__name__)
 api_key_header = APIKeyHeader(
@@ -63,15 +74,24 @@ api_key_query = APIKeyQuery(name="api_key", auto_error=False, description="Same 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": ProblemOut} for c in (401, 403, 404, 409, 413, 422, 503)
 }
-#: Up to this many instances are explained one by one (cheaper than the batch set-up).
-ROW_PATH_MAX = 8
 #: Request bodies larger than this are refused (413) before they are parsed.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class ScoreJob:
+    """A request to score customers by id, for the key that asked (checked in the batch)."""
+
+    task: Task
+    principal: Principal
+    customer_ids: tuple[str, ...]
+    as_of: pd.Timestamp | None
+
+
 @dataclass
 class Service:
-    """What the endpoints share: settings, tenants, store, models, outbox and deliverer."""
+    """What the endpoints share: settings, tenants, store, models, outbox, deliverer and the
+    scorer (which scores concurrent by-id requests together)."""
 
     settings: Settings
     tenants: TenantRegistry
@@ -79,10 +99,15 @@ class Service:
     models: ModelHolder
     outbox: Outbox
     deliverer: Deliverer
-    explainers: dict[tuple[Task, int], DriverExplainer]
+    explainers: dict[tuple[Task, int], DriverExplainer] = field(default_factory=dict)
+    scorer: ScoreBatcher[ScoreJob, ScoreOut] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scorer = ScoreBatcher(self.score_jobs)
 
     def close(self) -> None:
-        """Stop the deliverer and close the outbox and the store."""
+        """Stop the scorer and the deliverer, and close the outbox and the store."""
+        self.scorer.close()
         self.deliverer.stop()
         self.deliverer.close()
         self.outbox.close()
@@ -104,6 +129,34 @@ class Service:
             self.explainers[key] = DriverExplainer(model, model.metadata_.get("norms"), threads=1)
         return self.explainers[key]
 
+    def score_jobs(self, jobs: Sequence[ScoreJob]) -> list[ScoreOut | HTTPException]:
+        """Score a batch of by-id requests: one access check, and one store read, feature
+        pass, model call and explanation pass per (task, dealer group, cutoff). Each job gets
+        its response, or its refusal (403/404, or 503 without models). ``as_of=None``: the
+        cutoff is now, the moment the batch is scored."""
+        try:
+            models = self.ready_models()
+        except HTTPException as exc:
+            return [exc] * len(jobs)
+        now = pd.Timestamp.now(tz="UTC")
+        holdings = self.store.customer_rooftops({c for j in jobs for c in j.customer_ids})
+        out: dict[int, ScoreOut | HTTPException] = {}
+        groups: dict[tuple[Task, str, pd.Timestamp], list[int]] = {}
+        for i, job in enumerate(jobs):
+            refused = _refusal(job.principal.check_customers(holdings, job.customer_ids))
+            if refused is not None:
+                out[i] = refused
+            else:
+                key = (job.task, job.principal.dealer_group_id, job.as_of or now)
+                groups.setdefault(key, []).append(i)
+        for (task, group, cutoff), members in groups.items():
+            ids = list(dict.fromkeys(c for i in members for c in jobs[i].customer_ids))
+            scored = score_events(models, task, self.store.customer_events(group, ids), cutoff)
+            instances = _instance_scores(self, models, scored)
+            for i in members:
+                out[i] = _score_out(scored, instances, jobs[i].customer_ids)
+        return [out[i] for i in range(len(jobs))]
+
 
 def open_service(settings: Settings) -> Service:
     """Open the tenants, store, outbox and deliverer, and load the champions (a failed load
@@ -120,23 +173,35 @@ def open_service(settings: Settings) -> Service:
     holder = ModelHolder(settings.models_dir)
     with contextlib.suppress(ModelsUnavailable):  # /readyz says why; a reload can fix it
         holder.reload()
-    return Service(settings, tenants, store, holder, outbox, deliverer, {})
+    return Service(settings, tenants, store, holder, outbox, deliverer)
 
 
-def create_app(settings: Settings | None = None, *, start_deliverer: bool = True) -> FastAPI:
-    """The API with everything it needs opened at startup and closed at shutdown."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_deliverer: bool = True,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The API with everything it needs opened at startup and closed at shutdown (then
+    ``on_shutdown`` runs: ``cjm serve`` stops its other workers there)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = open_service(settings)
         app.state.service = service
+        # What startup loaded lives as long as the process: keep it out of the cyclic garbage
+        # collector, whose full passes over it took ~100 ms each (a p99 spike under load).
+        gc.collect()
+        gc.freeze()
         if start_deliverer:
             service.deliverer.start(settings.outbox_poll_s)
         try:
             yield
         finally:
             service.close()
+            if on_shutdown is not None:
+                on_shutdown()
 
     app = FastAPI(
         title="cjm-ml scoring API",
@@ -145,22 +210,23 @@ def create_app(settings: Settings | None = None, *, start_deliverer: bool = True
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    _install_middleware(app)
+    app.add_middleware(LimitsAndAccessLog)
     app.include_router(_routes())
     return app
 
 
-def _service(request: Request) -> Service:
+# Dependencies are ``async def``: cheap, and FastAPI would run a plain ``def`` on the threadpool.
+async def _service(request: Request) -> Service:
     return cast(Service, request.app.state.service)
 
 
-def _principal(
+async def _principal(
     request: Request,
     api_key: Annotated[str | None, Depends(api_key_header)],
     query_key: Annotated[str | None, Depends(api_key_query)],
 ) -> Principal:
     api_key = api_key or query_key
-    principal = _service(request).tenants.authenticate(api_key)
+    principal = cast(Service, request.app.state.service).tenants.authenticate(api_key)
     if principal is None:
         raise HTTPException(
             401,
@@ -234,37 +300,27 @@ def _routes() -> Any:
         return AppendOut(inserted=result.inserted, duplicates=result.duplicates)
 
     @router.post("/v1/score/{task}", tags=["scoring"], response_model=ScoreOut)
-    def score(
+    async def score(
         task: Annotated[TaskName, Path(description="What to predict.")],
         body: ScoreIn,
         service: ServiceDep,
         principal: PrincipalDep,
     ) -> ScoreOut:
         """Score customers given inline (their events) or by id (events from the store), with
-        cutoff = now or ``as_of``: risk, band, drivers, action and what-if per open instance."""
+        cutoff = now or ``as_of``: risk, band, drivers, action and what-if per open instance.
+        Requests by id are scored together with the others waiting at that moment."""
         models = service.ready_models()
-        now = pd.Timestamp(body.as_of or datetime.now(UTC)).tz_convert("UTC")
-        frames = []
-        by_id = [c.customer_id for c in body.customers if c.events is None]
-        if by_id:
-            frames.append(_stored_events(service, principal, by_id))
-        for i, customer in enumerate(body.customers):
-            if customer.events is not None:
-                loc = ("body", "customers", i, "events")
-                frame, typed = _checked_events(customer.events, principal, loc)
-                others = frame["customer_id"].astype(str) != customer.customer_id
-                if others.any():
-                    row = int(np.flatnonzero(others.to_numpy())[0])
-                    raise HTTPException(
-                        422,
-                        [_problem([*loc, row, "customer_id"], "not this customer's event")],
-                    )
-                frames.append(typed)
-        events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        scored = score_events(models, task, events, now)
-        out = _score_out(service, models, scored, [c.customer_id for c in body.customers])
+        as_of = None if body.as_of is None else pd.Timestamp(body.as_of).tz_convert("UTC")
+        ids = tuple(dict.fromkeys(c.customer_id for c in body.customers))
+        if all(c.events is None for c in body.customers):  # the CRM's usual call: by id
+            job = ScoreJob(task, principal, ids, as_of)
+            out = await asyncio.wrap_future(service.scorer.submit(job))
+        else:
+            out = await run_in_threadpool(
+                _score_given, service, models, principal, task, body, as_of
+            )
         if body.push:
-            _push(service, principal, out)
+            await run_in_threadpool(_push, service, principal, out)
         return out
 
     @router.get(
@@ -313,7 +369,8 @@ def _routes() -> Any:
             date_to=None if date_to is None else pd.Timestamp(date_to),
             limit=limit,
         )
-        out = _score_out(service, models, scored, scored.table["customer_id"].unique().tolist())
+        instances = _instance_scores(service, models, scored)
+        out = _score_out(scored, instances, scored.columns["customer_id"].tolist())
         rows = [
             {"customer_id": c.customer_id, **i.model_dump(mode="json")}
             for c in out.customers
@@ -401,12 +458,46 @@ def _checked_events(
     return frame, typed
 
 
-def _stored_events(service: Service, principal: Principal, ids: list[str]) -> pd.DataFrame:
-    """The stored events of customers asked for by id: 403 for another group's or rooftop's
-    customers, 404 for customers the store has never seen."""
-    access = principal.check_customers(service.store.customer_rooftops(ids), ids)
+def _score_given(
+    service: Service,
+    models: ModelSet,
+    principal: Principal,
+    task: Task,
+    body: ScoreIn,
+    as_of: pd.Timestamp | None,
+) -> ScoreOut:
+    """Score a request that gives some customers' events inline (checked: 422/403) and
+    others by id (403/404 as in ``Service.score_jobs``)."""
+    frames = []
+    by_id = [c.customer_id for c in body.customers if c.events is None]
+    if by_id:
+        access = principal.check_customers(service.store.customer_rooftops(by_id), by_id)
+        refused = _refusal(access)
+        if refused is not None:
+            raise refused
+        frames.append(service.store.customer_events(principal.dealer_group_id, access.allowed))
+    for i, customer in enumerate(body.customers):
+        if customer.events is not None:
+            loc = ("body", "customers", i, "events")
+            frame, typed = _checked_events(customer.events, principal, loc)
+            others = frame["customer_id"].astype(str) != customer.customer_id
+            if others.any():
+                row = int(np.flatnonzero(others.to_numpy())[0])
+                raise HTTPException(
+                    422, [_problem([*loc, row, "customer_id"], "not this customer's event")]
+                )
+            frames.append(typed)
+    events = pd.concat(frames, ignore_index=True)
+    scored = score_events(models, task, events, as_of or pd.Timestamp.now(tz="UTC"))
+    ids = tuple(dict.fromkeys(c.customer_id for c in body.customers))
+    return _score_out(scored, _instance_scores(service, models, scored), ids)
+
+
+def _refusal(access: CustomerAccess) -> HTTPException | None:
+    """403 when the key may not read some customers asked for by id (another group's or
+    rooftop's), else 404 when some were never seen; None when all may be scored."""
     if access.forbidden:
-        raise HTTPException(
+        return HTTPException(
             403,
             [
                 _problem(["body", "customers", c], "not a customer of this key's rooftops")
@@ -414,53 +505,65 @@ def _stored_events(service: Service, principal: Principal, ids: list[str]) -> pd
             ],
         )
     if access.unknown:
-        raise HTTPException(
+        return HTTPException(
             404, [_problem(["body", "customers", c], "no events stored") for c in access.unknown]
         )
-    return service.store.customer_events(principal.dealer_group_id, access.allowed)
+    return None
+
+
+def _instance_scores(
+    service: Service, models: ModelSet, scored: Scored
+) -> dict[str, list[InstanceScore]]:
+    """Each customer's scored instances with their explanations (one explanation pass)."""
+    per_customer: dict[str, list[InstanceScore]] = {}
+    if not len(scored):
+        return per_customer
+    explanations = service.explainer(models, scored.task).explain_each(scored.columns)
+    columns = scored.columns
+    values = {
+        name: columns[name].tolist()
+        for name in ("customer_id", "instance_id", "rooftop_id", "anchor_ts", "risk", "band")
+    }
+    scheduled = columns["scheduled_ts"].tolist() if "scheduled_ts" in columns else None
+    for i, why in enumerate(explanations):
+        per_customer.setdefault(str(values["customer_id"][i]), []).append(
+            _instance_score(
+                {name: v[i] for name, v in values.items()},
+                None if scheduled is None else scheduled[i],
+                why,
+            )
+        )
+    return per_customer
 
 
 def _score_out(
-    service: Service, models: ModelSet, scored: Scored, customers: list[str]
+    scored: Scored, instances: dict[str, list[InstanceScore]], customers: Iterable[str]
 ) -> ScoreOut:
-    """The response: each customer's open instances with risk, band and explanations."""
-    table = scored.table
-    per_customer: dict[str, list[InstanceScore]] = {c: [] for c in customers}
-    if len(table):
-        explainer = service.explainer(models, scored.task)
-        # A few rows (one customer's request): the row path, no pandas; else the batch path.
-        explanations = (
-            [explainer.explain_row(r) for r in _feature_rows(table, explainer.features)]
-            if len(table) <= ROW_PATH_MAX
-            else explainer.explain_each(table)
-        )
-        for row, why in zip(table.itertuples(index=False), explanations, strict=True):
-            per_customer.setdefault(str(row.customer_id), []).append(_instance_score(row, why))
+    """The response for these customers (each once, in order; none open: an empty list)."""
     return ScoreOut(
         task=scored.task,
         model_name=scored.model_name,
         model_version=scored.model_version,
         cutoff=scored.cutoff.to_pydatetime(),
-        customers=[CustomerScore(customer_id=c, instances=i) for c, i in per_customer.items()],
+        customers=[
+            CustomerScore(customer_id=c, instances=instances.get(c, []))
+            for c in dict.fromkeys(customers)
+        ],
     )
 
 
-def _feature_rows(table: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
-    """The model's features of each row as dicts (much cheaper than ``to_dict`` per row)."""
-    columns = {f: table[f].to_numpy(dtype=object) for f in features}
-    return [{f: v[i] for f, v in columns.items()} for i in range(len(table))]
-
-
-def _instance_score(row: Any, why: InstanceExplanation) -> InstanceScore:
+def _instance_score(
+    row: dict[str, Any], scheduled_ts: Any, why: InstanceExplanation
+) -> InstanceScore:
     """One scored instance with its drivers, action and what-ifs, as the API returns it."""
     action = why.action
     return InstanceScore(
-        instance_id=str(row.instance_id),
-        rooftop_id=str(row.rooftop_id),
-        anchor_ts=row.anchor_ts,
-        scheduled_ts=getattr(row, "scheduled_ts", None),
-        risk=round(float(row.risk), 4),
-        band=row.band,
+        instance_id=str(row["instance_id"]),
+        rooftop_id=str(row["rooftop_id"]),
+        anchor_ts=row["anchor_ts"],
+        scheduled_ts=scheduled_ts,
+        risk=round(float(row["risk"]), 4),
+        band=row["band"],
         drivers_up=[_driver(d) for d in why.up],
         drivers_down=[_driver(d) for d in why.down],
         action=None
@@ -562,26 +665,44 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=422)
 
 
-def _install_middleware(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def limits_and_access_log(request: Request, call_next: Any) -> Response:
+class LimitsAndAccessLog:
+    """Pure ASGI middleware: refuses a body over ``MAX_BODY_BYTES`` (413) before it is read,
+    and logs each request: method, path, status, time and key id (never the key, never the
+    query string, which may carry it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        length = request.headers.get("content-length")
+        length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
+            refusal = JSONResponse(
                 {"detail": f"request body over {MAX_BODY_BYTES // (1024 * 1024)} MiB"},
                 status_code=413,
             )
-        response: Response = await call_next(request)
+            await refusal(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_noting_status)
         log.info(
             "%s %s %d %.1f ms key=%s",
-            request.method,
-            request.url.path,
-            response.status_code,
+            scope["method"],
+            scope["path"],
+            status,
             1000 * (time.perf_counter() - started),
-            getattr(request.state, "key_id", "-"),
+            scope.get("state", {}).get("key_id", "-"),
         )
-        return response
 
 
 def push_task(service: Service, task: Task, now: pd.Timestamp) -> dict[str, int]:
@@ -592,8 +713,8 @@ def push_task(service: Service, task: Task, now: pd.Timestamp) -> dict[str, int]
     for tenant in service.tenants.tenants:
         principal = Principal(tenant=tenant, key_id="batch", rooftops=frozenset(tenant.rooftops))
         scored = queue(models, service.store, principal, task, now, limit=10**9)
-        customers = scored.table["customer_id"].unique().tolist()
-        out = _score_out(service, models, scored, customers)
+        instances = _instance_scores(service, models, scored)
+        out = _score_out(scored, instances, scored.columns["customer_id"].tolist())
         queued += _push(service, principal, out)
-        scored_total += len(scored.table)
+        scored_total += len(scored)
     return {"scored": scored_total, "queued": queued}

@@ -18,11 +18,13 @@ import sqlite3
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cjm_ml.events import (
     EVENT_COLUMNS,
@@ -133,7 +135,7 @@ class EventStore(Protocol):
         """Customers of a dealer group with an event at or after ``since``, sorted."""
         ...
 
-    def customer_rooftops(self, customer_ids: Iterable[str]) -> pd.DataFrame:
+    def customer_rooftops(self, customer_ids: Iterable[str]) -> list[tuple[str, str, str]]:
         """Which dealer groups and rooftops hold events of these customers (all groups)."""
         ...
 
@@ -204,12 +206,13 @@ class SqliteEventStore:
             self._connections.get()
             .execute(
                 f"{_SELECT} WHERE dealer_group_id = ? "
-                "AND customer_id IN (SELECT value FROM json_each(?))",
+                "AND customer_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY customer_id, ts, event_id",
                 (dealer_group_id, json.dumps(ids)),
             )
             .fetchall()
         )
-        return _to_frame(rows)
+        return _to_frame(rows, ordered=True)
 
     def events_since(
         self,
@@ -235,8 +238,9 @@ class SqliteEventStore:
         )
         return [r[0] for r in rows]
 
-    def customer_rooftops(self, customer_ids: Iterable[str]) -> pd.DataFrame:
-        """Distinct (customer_id, dealer_group_id, rooftop_id) holding events of these customers.
+    def customer_rooftops(self, customer_ids: Iterable[str]) -> list[tuple[str, str, str]]:
+        """Distinct (customer_id, dealer_group_id, rooftop_id) holding events of these customers,
+        sorted.
 
         Spans every dealer group on purpose: it is what tells "another group's customer" (403)
         from "no such customer" (404). Never return it to a caller.
@@ -251,9 +255,7 @@ class SqliteEventStore:
             )
             .fetchall()
         )
-        return pd.DataFrame(
-            rows, columns=["customer_id", "dealer_group_id", "rooftop_id"], dtype="string"
-        )
+        return [(str(c), str(g), str(r)) for c, g, r in rows]
 
     def count(self, dealer_group_id: str | None = None) -> int:
         """How many events are stored (in one dealer group if given)."""
@@ -296,33 +298,61 @@ def _sql_values(s: pd.Series) -> list[Any]:
     return list(s.to_numpy(dtype=object, na_value=None).tolist())
 
 
-def _to_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """SQL rows -> the canonical typed table, exactly as ``validate_events`` types a file."""
+def _to_frame(rows: list[tuple[Any, ...]], ordered: bool = False) -> pd.DataFrame:
+    """SQL rows -> the canonical typed table, exactly as ``validate_events`` types a file.
+
+    ``ordered``: the rows already come in canonical order (customer, time, event_id). Built
+    column by column from the Python values: a request's few rows cost under a millisecond.
+    """
     if not rows:
         return empty_events()
     cols = dict(zip(EVENT_COLUMNS, zip(*rows, strict=True), strict=True))
     dtypes = event_dtypes()
 
-    def text(column: str) -> Any:
-        return pd.array(cols[column], dtype="string")
+    def text(column: str) -> Any:  # pd.array(..., dtype="string"), built 5x faster
+        return pd.arrays.ArrowStringArray(pa.array(cols[column], type=pa.large_string()))
 
     micros = np.array(cols["ts"], dtype="int64").view("datetime64[us]")
     typed = pd.DataFrame(
         {
             "event_id": text("event_id"),
-            "dealer_group_id": pd.Categorical(text("dealer_group_id")),
-            "rooftop_id": pd.Categorical(text("rooftop_id")),
+            "dealer_group_id": _categorical(cols["dealer_group_id"]),
+            "rooftop_id": _categorical(cols["rooftop_id"]),
             "customer_id": text("customer_id"),
             "ts": pd.DatetimeIndex(micros).tz_localize("UTC"),
-            "event_type": pd.Categorical(cols["event_type"], dtype=dtypes["event_type"]),
-            "channel": pd.Categorical(cols["channel"], dtype=dtypes["channel"]),
-            "source": pd.Categorical(text("source")),
+            "event_type": _categorical(cols["event_type"], dtypes["event_type"]),
+            "channel": _categorical(cols["channel"], dtypes["channel"]),
+            "source": _categorical(cols["source"]),
             "vehicle_id": text("vehicle_id"),
             "value": np.array(cols["value"], dtype="float64"),  # None -> NaN
             "attributes": text("attributes"),
-        }
+        },
+        copy=False,
     )
-    return sort_events(typed)
+    return typed if ordered else sort_events(typed)
+
+
+def _categorical(values: tuple[Any, ...], dtype: pd.CategoricalDtype | None = None) -> Any:
+    """Text values (None: missing) as a categorical of ``dtype``'s levels, or else of their
+    sorted distinct values as "string" levels (what ``astype("string").astype("category")``
+    gives)."""
+    if dtype is None:
+        dtype = _string_levels(tuple(sorted({v for v in values if v is not None})))
+    position = _level_positions(dtype)
+    codes = np.fromiter((-1 if v is None else position[v] for v in values), np.int64, len(values))
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+@lru_cache(maxsize=4096)
+def _string_levels(levels: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The categorical dtype of these (sorted) "string" levels: rooftops repeat, so cached."""
+    return pd.CategoricalDtype(pd.Index(pd.array(levels, dtype="string")))
+
+
+@lru_cache(maxsize=4096)
+def _level_positions(dtype: pd.CategoricalDtype) -> dict[str, int]:
+    """A categorical dtype's level -> code."""
+    return {str(v): i for i, v in enumerate(dtype.categories)}
 
 
 def _id_list(ids: Iterable[str], name: str) -> list[str]:

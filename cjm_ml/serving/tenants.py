@@ -210,20 +210,22 @@ class Principal:
             raise AccessDenied([f"row {i + 1}: {why}" for i, why in sorted(refused)])
 
     def check_customers(
-        self, holdings: pd.DataFrame, customer_ids: Iterable[str]
+        self, holdings: Iterable[tuple[str, str, str]], customer_ids: Iterable[str]
     ) -> CustomerAccess:
         """Sort ``customer_ids`` into allowed, forbidden and unknown for this key.
 
-        ``holdings`` is ``EventStore.customer_rooftops(customer_ids)``: where each customer has
-        events. A customer is allowed when it has an event in this key's group at one of the
-        key's rooftops (its events at the group's other rooftops come with it).
+        ``holdings`` is ``EventStore.customer_rooftops(customer_ids)``: the (customer, dealer
+        group, rooftop) triples where each customer has events. A customer is allowed when it
+        has an event in this key's group at one of the key's rooftops (its events at the
+        group's other rooftops come with it).
         """
         ids = list(dict.fromkeys(customer_ids))
-        mine = holdings["dealer_group_id"].eq(self.dealer_group_id) & holdings["rooftop_id"].isin(
-            self.rooftops
-        )
-        allowed_set = set(holdings.loc[mine, "customer_id"].tolist())
-        known = set(holdings["customer_id"].tolist())
+        known: set[str] = set()
+        allowed_set: set[str] = set()
+        for customer, group, rooftop in holdings:
+            known.add(customer)
+            if group == self.dealer_group_id and rooftop in self.rooftops:
+                allowed_set.add(customer)
         return CustomerAccess(
             allowed=tuple(c for c in ids if c in allowed_set),
             forbidden=tuple(c for c in ids if c in known and c not in allowed_set),

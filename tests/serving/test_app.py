@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,12 +25,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cjm_ml.cli import _settings_env
 from cjm_ml.config import Settings
 from cjm_ml.features.build import BUILDERS
 from cjm_ml.features.instances import open_instances
 from cjm_ml.params import TASKS, Task
-from cjm_ml.serving.app import create_app
-from cjm_ml.serving.schemas import MAX_EVENTS
+from cjm_ml.serving.app import ScoreJob, create_app
+from cjm_ml.serving.schemas import MAX_EVENTS, ScoreOut
 from cjm_ml.serving.store import SqliteEventStore
 from cjm_ml.serving.tenants import generate_api_key, hash_api_key
 from cjm_ml.simulation import SimulatedGroup
@@ -356,6 +365,100 @@ def test_reload_swaps_models_without_dropping_requests(api: Api) -> None:
         t.join()
     assert failures == []
     assert api.post("/v1/score/no_show", body).json()["model_version"] == "10"
+
+
+def test_requests_scored_together_get_what_each_gets_alone(api: Api) -> None:
+    service = api.client.app.state.service
+    manager, bdc, other = (service.tenants.authenticate(api.keys[k]) for k in api.keys)
+    a, c = _open_customer(api, "no_show"), _open_customer(api, "no_show", "rt-04")
+    b = _open_customer(api, "lead_leakage")
+    later = api.now + pd.Timedelta(days=3)
+    jobs = [
+        ScoreJob("no_show", manager, (a, c), api.now),
+        ScoreJob("lead_leakage", manager, (b,), api.now),
+        ScoreJob("no_show", bdc, (c,), later),
+        ScoreJob("no_show", other, (a,), api.now),  # another group's customer
+        ScoreJob("no_show", manager, (a, "c-nobody"), api.now),
+    ]
+    together = service.score_jobs(jobs)
+    alone = [service.score_jobs([job])[0] for job in jobs]
+    for batched, single in zip(together[:3], alone[:3], strict=True):
+        assert isinstance(batched, ScoreOut) and isinstance(single, ScoreOut)
+        assert batched.model_dump() == single.model_dump()
+    assert [o.cutoff for o in together[:3]] == [api.now, api.now, later]  # type: ignore[union-attr]
+    assert [(e.status_code, e.detail) for e in together[3:]] == [  # type: ignore[union-attr]
+        (403, [{"loc": ["body", "customers", a], "msg": "not a customer of this key's rooftops",
+                "type": "value_error"}]),
+        (404, [{"loc": ["body", "customers", "c-nobody"], "msg": "no events stored",
+                "type": "value_error"}]),
+    ]  # fmt: skip
+    http = api.post(
+        "/v1/score/no_show",
+        {"customers": [{"customer_id": a}, {"customer_id": c}], "as_of": api.now.isoformat()},
+    )
+    assert http.json() == together[0].model_dump(mode="json")  # type: ignore[union-attr]
+
+
+def test_concurrent_requests_each_get_their_own_answer(api: Api) -> None:
+    open_now = open_instances(api.events, "no_show", api.now)
+    customers = open_now["customer_id"].drop_duplicates().head(12).tolist()
+
+    def body(customer: str) -> dict[str, Any]:
+        return {"customers": [{"customer_id": customer}], "as_of": api.now.isoformat()}
+
+    alone = {c: api.post("/v1/score/no_show", body(c)).json() for c in customers}
+    answers: dict[str, Any] = {}
+    start = threading.Barrier(len(customers))
+
+    def ask(customer: str) -> None:
+        start.wait(timeout=30)
+        answers[customer] = api.post("/v1/score/no_show", body(customer)).json()
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in customers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert answers == alone
+
+
+def test_cjm_serve_answers_over_http_and_stops_every_worker(api: Api) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, **_settings_env(api.settings), "CJM_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "cjm_ml.cli", "serve", "--host", "127.0.0.1"]
+    server = subprocess.Popen([*command, "--port", str(port), "--workers", "2"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+        else:
+            pytest.fail("cjm serve did not become ready")
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(workers) == 1  # the second worker; this process is the first
+        customer = _open_customer(api, "no_show")
+        body = {"customers": [{"customer_id": customer}], "as_of": api.now.isoformat()}
+        headers = {"X-API-Key": api.keys["manager"]}
+        served = httpx.post(f"{base}/v1/score/no_show", json=body, headers=headers, timeout=30)
+        assert served.json() == api.post("/v1/score/no_show", body).json()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        for pid in workers:  # none is left behind, still holding the port
+            assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def _state(pid: str) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return "gone"
 
 
 def test_the_journey_page_is_served_per_key_and_rooftop(api: Api) -> None:

@@ -179,10 +179,10 @@ def test_event_ids_and_customers_are_scoped_per_dealer_group(store: SqliteEventS
     assert theirs["rooftop_id"].tolist() == ["rt-51"]
     assert store.count("dg-01") == 5 and store.count("dg-02") == 1
     holdings = store.customer_rooftops(["c-1", "c-2", "c-9"])
-    assert holdings.values.tolist() == [
-        ["c-1", "dg-01", "rt-01"],
-        ["c-1", "dg-02", "rt-51"],
-        ["c-2", "dg-01", "rt-02"],
+    assert holdings == [
+        ("c-1", "dg-01", "rt-01"),
+        ("c-1", "dg-02", "rt-51"),
+        ("c-2", "dg-01", "rt-02"),
     ]
 
 
