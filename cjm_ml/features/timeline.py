@@ -133,6 +133,7 @@ class Timeline:
         self._events = events
         self._positions: dict[tuple[str, ...], np.ndarray] = {}
         self._texts: dict[str, tuple[Any, np.ndarray | None] | None] = {}
+        self._py_texts: dict[str, list[str | None]] = {}
 
     @classmethod
     def of(cls, events: pd.DataFrame | Timeline) -> Timeline:
@@ -153,6 +154,7 @@ class Timeline:
         for name in _PER_EVENT:
             setattr(sub, name, getattr(self, name)[kept])
         sub._positions = {}
+        sub._py_texts = {}
         return sub
 
     @cached_property
@@ -294,7 +296,8 @@ class Timeline:
         if len(positions) <= _SMALL:
             pattern = _attribute_regex(key)
             if len(self) <= _FEW_EVENTS:  # a request's events: read them all once, as Python
-                texts = [self._attribute_texts[p] for p in positions.tolist()]
+                every = self._python_texts("attributes")
+                texts = [every[p] for p in positions.tolist()]
             else:
                 texts = self.text_array(positions, "attributes").to_pylist()
             found = [
@@ -306,11 +309,13 @@ class Timeline:
         found = pc.struct_field(pc.extract_regex(attrs, _attribute_regex(key).pattern), [0])
         return _flat(found).cast(pa.large_string())
 
-    @cached_property
-    def _attribute_texts(self) -> list[str | None]:
-        """Every event's attributes as Python strings, in timeline order (for a few lookups)."""
-        texts: list[str | None] = self.text_array(np.arange(len(self)), "attributes").to_pylist()
-        return texts
+    def _python_texts(self, name: str) -> list[str | None]:
+        """Every event's ``name`` as Python strings, in timeline order (read once, for a
+        request's few events)."""
+        if name not in self._py_texts:
+            whole = self._text_array(np.arange(len(self)), name)
+            self._py_texts[name] = whole.to_pylist()
+        return self._py_texts[name]
 
     def column(self, positions: np.ndarray, name: str) -> pd.Series:
         """Any column of the events at ``positions``, as stored."""
@@ -323,6 +328,12 @@ class Timeline:
 
     def text_array(self, positions: np.ndarray, name: str) -> pa.Array | pa.ChunkedArray:
         """``text`` as a pyarrow string array (null where missing)."""
+        if len(self) <= _FEW_EVENTS and len(positions) <= _SMALL:
+            every = self._python_texts(name)
+            return pa.array([every[p] for p in positions.tolist()], type=pa.large_string())
+        return self._text_array(positions, name)
+
+    def _text_array(self, positions: np.ndarray, name: str) -> pa.Array | pa.ChunkedArray:
         if name not in self._texts:
             column = self._events[name]
             if column.dtype == STRING:

@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` wires the pieces at startup (the lifespan): the tenants file (API keys
 per dealer group), the event store, the champions (registry or bundles), the outbox and its
-background deliverer. Endpoints are plain ``def``: scoring is CPU-bound and runs on the
-threadpool. Every refusal is a 4xx with a ``detail`` naming the field or item and why.
+background deliverer, and the scorer thread. Scoring by id (the CRM's call) goes to the
+scorer, which scores the requests waiting together (``ScoreBatcher``); other CPU-bound or
+blocking endpoints are plain ``def`` and run on the threadpool. Every refusal is a 4xx with a
+``detail`` naming the field or item and why.
 """
 
 from __future__ import annotations
@@ -511,6 +513,10 @@ def _refusal(access: CustomerAccess) -> HTTPException | None:
     return None
 
 
+#: The columns of a scored instance that its response shows (``scheduled_ts``: no-shows only).
+_SHOWN = ("customer_id", "instance_id", "rooftop_id", "anchor_ts", "scheduled_ts", "risk", "band")
+
+
 def _instance_scores(
     service: Service, models: ModelSet, scored: Scored
 ) -> dict[str, list[InstanceScore]]:
@@ -520,19 +526,10 @@ def _instance_scores(
         return per_customer
     explanations = service.explainer(models, scored.task).explain_each(scored.columns)
     columns = scored.columns
-    values = {
-        name: columns[name].tolist()
-        for name in ("customer_id", "instance_id", "rooftop_id", "anchor_ts", "risk", "band")
-    }
-    scheduled = columns["scheduled_ts"].tolist() if "scheduled_ts" in columns else None
+    values = {name: columns[name].tolist() for name in _SHOWN if name in columns}
     for i, why in enumerate(explanations):
-        per_customer.setdefault(str(values["customer_id"][i]), []).append(
-            _instance_score(
-                {name: v[i] for name, v in values.items()},
-                None if scheduled is None else scheduled[i],
-                why,
-            )
-        )
+        row = {name: v[i] for name, v in values.items()}
+        per_customer.setdefault(str(row["customer_id"]), []).append(_instance_score(row, why))
     return per_customer
 
 
@@ -552,16 +549,15 @@ def _score_out(
     )
 
 
-def _instance_score(
-    row: dict[str, Any], scheduled_ts: Any, why: InstanceExplanation
-) -> InstanceScore:
-    """One scored instance with its drivers, action and what-ifs, as the API returns it."""
+def _instance_score(row: dict[str, Any], why: InstanceExplanation) -> InstanceScore:
+    """One scored instance (its table row's values) with its drivers, action and what-ifs,
+    as the API returns it."""
     action = why.action
     return InstanceScore(
         instance_id=str(row["instance_id"]),
         rooftop_id=str(row["rooftop_id"]),
         anchor_ts=row["anchor_ts"],
-        scheduled_ts=scheduled_ts,
+        scheduled_ts=row.get("scheduled_ts"),
         risk=round(float(row["risk"]), 4),
         band=row["band"],
         drivers_up=[_driver(d) for d in why.up],
