@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format typecheck unit browser bench lock clean
+.PHONY: help install demo test lint format typecheck unit browser wrk bench lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,7 +46,11 @@ browser: ## headless Chromium for the journey-map browser test (Debian's chromiu
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-bench: install ## the benchmark scripts (figures go to the README's performance table)
+wrk: ## the HTTP load generator for benchmarks/api.py (Debian's wrk, if missing)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
+
+bench: install wrk ## the benchmark scripts (figures go to the README's performance table)
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/training.py

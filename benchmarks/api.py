@@ -93,6 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
+    if not (args.demo / "events.parquet").exists() or not (args.models / "no_show").exists():
+        sys.exit(f"no demo in {args.demo} and {args.models}: run `cjm demo --no-serve` first")
     events = pd.read_parquet(args.demo / "events.parquet")
     as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
     open_now = open_instances(events, "no_show", as_of)
