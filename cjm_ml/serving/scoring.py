@@ -135,8 +135,9 @@ class _Waiting(Generic[Job, Result]):
 class ScoreBatcher(Generic[Job, Result]):
     """Runs jobs submitted from any thread in batches on one scoring thread.
 
-    ``run(jobs)`` gets every job waiting when the thread comes round (at most ``max_batch``)
-    and returns one result per job, in order: a value, or an exception for that job alone.
+    ``run(jobs)`` gets every job waiting when the thread comes round (at most ``max_batch``,
+    less any whose future was cancelled meanwhile) and returns one result per job, in order: a
+    value, or an exception for that job alone.
     ``submit`` returns the job's future (``asyncio.wrap_future`` awaits it); an exception
     raised by ``run`` itself fails every job of its batch. A job submitted to an idle batcher
     runs at once.
@@ -192,6 +193,11 @@ class ScoreBatcher(Generic[Job, Result]):
                 return
 
     def _finish(self, batch: list[_Waiting[Job, Result]]) -> None:
+        # A request given up while it waited (its client went away) is dropped here; the
+        # others can no longer be cancelled, so their results always land.
+        batch = [w for w in batch if w.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         started = time.perf_counter()
         try:
             results = self._run([w.job for w in batch])

@@ -90,3 +90,20 @@ def test_close_finishes_what_was_submitted_then_refuses_more() -> None:
     assert (first.result(timeout=1), second.result(timeout=1)) == (10, 20)
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(3)
+
+
+def test_a_request_given_up_while_waiting_is_dropped_and_the_scorer_goes_on() -> None:
+    run = Recorder()
+    batcher: ScoreBatcher[int, int] = ScoreBatcher(run)
+    try:
+        first = batcher.submit(1)
+        assert run.started.wait(timeout=10)
+        gone, kept = batcher.submit(2), batcher.submit(3)
+        assert gone.cancel()  # what awaiting it through asyncio does when the client leaves
+        run.release.set()
+        assert (first.result(timeout=10), kept.result(timeout=10)) == (10, 30)
+        assert batcher.submit(4).result(timeout=10) == 40
+        assert run.batches == [[1], [3], [4]]
+    finally:
+        run.release.set()
+        batcher.close()
