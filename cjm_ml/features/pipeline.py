@@ -1,8 +1,8 @@
 """Feature tables: instances with labels joined to their point-in-time features (pure).
 
 Training builds whole tables (``build_feature_table``); serving scores the instances open at
-"now" (``open_feature_columns`` for one request, ``open_features`` for a table). Both run the
-same instance and feature code on one ``Timeline``.
+"now" (``open_feature_columns``, as columns). Both run the same instance and feature code on
+one ``Timeline``.
 """
 
 from __future__ import annotations
@@ -53,16 +53,6 @@ def open_feature_columns(
     now = pd.Timestamp(now)
     tl = events.before(now) if isinstance(events, Timeline) else Timeline(events, until=now)
     return feature_columns(tl, open_instance_columns(tl, task, now, params), task, params)
-
-
-def open_features(
-    events: pd.DataFrame | Timeline,
-    task: Task,
-    now: pd.Timestamp,
-    params: TaskParams | None = None,
-) -> pd.DataFrame:
-    """``open_feature_columns`` as a table."""
-    return pd.DataFrame(open_feature_columns(events, task, now, params))
 
 
 def feature_table_metadata(table: pd.DataFrame, task: Task, params: TaskParams) -> dict[str, str]:

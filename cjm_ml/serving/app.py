@@ -313,8 +313,8 @@ def _routes() -> Any:
         Requests by id are scored together with the others waiting at that moment."""
         models = service.ready_models()
         as_of = None if body.as_of is None else pd.Timestamp(body.as_of).tz_convert("UTC")
-        ids = tuple(dict.fromkeys(c.customer_id for c in body.customers))
         if all(c.events is None for c in body.customers):  # the CRM's usual call: by id
+            ids = tuple(dict.fromkeys(c.customer_id for c in body.customers))
             job = ScoreJob(task, principal, ids, as_of)
             out = await asyncio.wrap_future(service.scorer.submit(job))
         else:
@@ -491,8 +491,8 @@ def _score_given(
             frames.append(typed)
     events = pd.concat(frames, ignore_index=True)
     scored = score_events(models, task, events, as_of or pd.Timestamp.now(tz="UTC"))
-    ids = tuple(dict.fromkeys(c.customer_id for c in body.customers))
-    return _score_out(scored, _instance_scores(service, models, scored), ids)
+    customers = [c.customer_id for c in body.customers]
+    return _score_out(scored, _instance_scores(service, models, scored), customers)
 
 
 def _refusal(access: CustomerAccess) -> HTTPException | None:
