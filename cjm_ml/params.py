@@ -38,6 +38,12 @@ class NoShowParams(BaseModel):
     cutoff_before_start_hours: float = Field(
         24, gt=0, description="Score this long before the start, or at booking if booked later."
     )
+    booked_ahead_max_days: float = Field(
+        365,
+        gt=0,
+        description="How far ahead a booking can be made: how far back a call list looks for "
+        "customers with an open booking.",
+    )
 
 
 class ServiceDefectionParams(BaseModel):
@@ -62,6 +68,16 @@ class TaskParams(BaseModel):
     lead_leakage: LeadLeakageParams = LeadLeakageParams()
     no_show: NoShowParams = NoShowParams()
     service_defection: ServiceDefectionParams = ServiceDefectionParams()
+
+    def open_lookback(self, task: Task) -> timedelta:
+        """How far back an instance of ``task`` can still be open: the customers a call list
+        has to look at. A lead or a delivery stays open for its window (a day of slack: the
+        window is counted from the event, not the day); a booking until its start."""
+        if task == "lead_leakage":
+            return timedelta(days=self.lead_leakage.window_days + 1)
+        if task == "service_defection":
+            return timedelta(days=self.service_defection.window_days + 1)
+        return timedelta(days=self.no_show.booked_ahead_max_days)
 
     @property
     def lead_cutoff(self) -> timedelta:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from cjm_ml.config import Settings
-from cjm_ml.explain.drivers import DriverExplainer, InstanceExplanation, group_norms
+from cjm_ml.explain.drivers import DriverExplainer, InstanceExplanation
+from cjm_ml.training.norms import group_norms
 from cjm_ml.explain.plots import write_beeswarm, write_waterfall
 from cjm_ml.explain.rollup import (
     GROUP,

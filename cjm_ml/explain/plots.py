@@ -17,7 +17,7 @@ import pandas as pd
 import shap
 
 from cjm_ml.explain.drivers import DriverExplainer, format_values
-from cjm_ml.features.registry import feature_spec
+from cjm_ml.registry import feature_spec
 from cjm_ml.io import atomic_path
 
 #: Instances drawn in a beeswarm (a random sample beyond this; the picture is the same).

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cjm_ml.features.instances import LEAD_TYPES
-from cjm_ml.features.registry import features_for
+from cjm_ml.registry import features_for
 from cjm_ml.features.timeline import NS_DAY, NS_MIN, STRING, Columns, Timeline, Window, to_ns
 from cjm_ml.params import Task, TaskParams
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from cjm_ml.features.build import BUILDERS, feature_columns
 from cjm_ml.features.instances import build_instances, open_instance_columns
-from cjm_ml.features.registry import features_for
+from cjm_ml.registry import features_for
 from cjm_ml.features.timeline import Columns, Timeline
 from cjm_ml.params import Task, TaskParams
 

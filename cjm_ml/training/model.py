@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
-from cjm_ml.features.registry import features_for
+from cjm_ml.registry import features_for
 from cjm_ml.io import atomic_dir
 from cjm_ml.params import MODEL_NAMES, Task
 

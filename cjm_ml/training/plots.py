@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from cjm_ml.features.registry import feature_spec
+from cjm_ml.registry import feature_spec
 from cjm_ml.training.run import TrainingReport
 
 _NAMES = {"lightgbm": "LightGBM", "logistic": "logistic baseline", "truth": "simulator truth"}

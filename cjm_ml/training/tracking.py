@@ -22,8 +22,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from cjm_ml.config import Settings
-from cjm_ml.explain.drivers import group_norms
-from cjm_ml.features.registry import features_for
+from cjm_ml.training.norms import group_norms
+from cjm_ml.registry import features_for
 from cjm_ml.params import MODEL_NAMES, Task
 from cjm_ml.training import plots
 from cjm_ml.training.evaluate import risk_metrics

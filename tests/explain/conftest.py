@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cjm_ml.explain import DriverExplainer, group_norms
+from cjm_ml.explain.drivers import DriverExplainer
+from cjm_ml.training.norms import group_norms
 from cjm_ml.params import TASKS, Task
 from cjm_ml.training.model import RiskModel
 from cjm_ml.training.split import time_split

@@ -14,9 +14,9 @@ import pytest
 import shap
 from scipy.special import logit
 
-from cjm_ml.explain import DriverExplainer, drivers_for, feature_phrases, load_playbook
+from cjm_ml.explain.drivers import DriverExplainer, drivers_for, feature_phrases, load_playbook
 from cjm_ml.explain.drivers import format_standard, format_values, recommended_action
-from cjm_ml.features.registry import FEATURES, FRICTION_SPECS, feature_spec, features_for
+from cjm_ml.registry import FEATURES, FRICTION_SPECS, feature_spec, features_for
 from cjm_ml.params import TASKS, Task
 from cjm_ml.training.model import RiskModel
 

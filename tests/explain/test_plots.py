@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from cjm_ml.explain import DriverExplainer
+from cjm_ml.explain.drivers import DriverExplainer
 from cjm_ml.explain.plots import write_beeswarm, write_waterfall
 from cjm_ml.params import Task
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cjm_ml.explain import DriverExplainer, drivers_for, group_norms
+from cjm_ml.explain.drivers import DriverExplainer, drivers_for
+from cjm_ml.training.norms import group_norms
 from cjm_ml.explain.rollup import (
     HOTSPOT_COLUMNS,
     WHAT_IF_SLACK,

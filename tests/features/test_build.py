@@ -11,7 +11,7 @@ from cjm_ml.features.build import (
     build_service_defection_features,
 )
 from cjm_ml.features.instances import build_instances
-from cjm_ml.features.registry import FEATURES, check_registry, features_for
+from cjm_ml.registry import FEATURES, check_registry, features_for
 from cjm_ml.params import TASKS
 from tests.features.journeys import at, events
 

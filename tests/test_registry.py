@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from cjm_ml.features import registry
-from cjm_ml.features.registry import (
+from cjm_ml import registry
+from cjm_ml.registry import (
     FEATURES,
     FRICTION_SPECS,
     Fix,
