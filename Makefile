@@ -7,6 +7,10 @@ DATA_DIR ?= data
 DEMO_DIR := $(DATA_DIR)/demo
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# The coverage floor of `make test`, in percent of cjm_ml's lines (set from a full-suite run).
+COV_FLOOR ?= 0
+# Two workers, one test file per worker at a time (module fixtures are built once).
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test lint format typecheck unit browser wrk bench lock clean
@@ -26,11 +30,16 @@ install: $(STAMP) ## create .venv and install the pinned dependencies and cjm_ml
 demo: install ## simulate a dealer group and run the whole pipeline on the embedded defaults
 	$(BIN)/cjm demo --out $(DEMO_DIR)
 
-test: install lint typecheck browser unit ## lint, type-check and run the whole test suite
+test: install lint typecheck browser ## lint, type-check, run every test (notebooks, browser) with coverage
+	$(PYTEST) --cov=cjm_ml --cov-report=term --cov-fail-under=$(COV_FLOOR)
 
-lint: install ## ruff format check and lint
+unit: install ## the fast tier: no simulated group, browser, server or notebook (under 90 s)
+	$(PYTEST) -m "not slow"
+
+lint: install ## ruff format check, lint (complexity too) and the import-layer contracts
 	$(BIN)/ruff format --check cjm_ml tests benchmarks
 	$(BIN)/ruff check cjm_ml tests benchmarks
+	$(BIN)/lint-imports
 
 format: install ## apply ruff formatting and safe fixes
 	$(BIN)/ruff format cjm_ml tests benchmarks
@@ -38,9 +47,6 @@ format: install ## apply ruff formatting and safe fixes
 
 typecheck: install ## mypy on the package
 	$(BIN)/mypy cjm_ml
-
-unit: install browser ## the pytest suite
-	$(BIN)/pytest -q -n 2 --dist loadfile
 
 browser: ## headless Chromium for the journey-map browser test (Debian's chromium, if missing)
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
@@ -63,4 +69,4 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs network)
 	/tmp/cjm-lock-venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean: ## remove the venv and generated data
-	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

@@ -203,6 +203,7 @@ class EventValidationError(ValueError):
 
 
 _OFFSET_RE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_NAIVE_TS = "timestamp has no timezone; give it in UTC (e.g. 2025-03-01T14:05:00Z)"
 
 
 def _violations(
@@ -210,9 +211,16 @@ def _violations(
 ) -> list[Violation]:
     """Violations for the 0-based positions ``rows`` (reported 1-based)."""
     return [
-        Violation(file, int(r) + 1, column, repr(v), rule, message)
+        Violation(
+            file=file, row=int(r) + 1, column=column, value=repr(v), rule=rule, message=message
+        )
         for r, v in zip(rows.tolist(), values.iloc[rows].tolist(), strict=True)
     ]
+
+
+def _where(mask: pd.Series) -> np.ndarray:
+    """0-based positions where ``mask`` is True."""
+    return np.flatnonzero(mask.to_numpy())
 
 
 def _blank(s: pd.Series) -> pd.Series:
@@ -225,20 +233,18 @@ def _blank(s: pd.Series) -> pd.Series:
 
 def _parse_ts(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation]]:
     """Parse timestamps to UTC; naive and unparsable values are violations."""
-    violations: list[Violation] = []
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC").astype(TS_DTYPE), violations
+        return raw.dt.tz_convert("UTC").astype(TS_DTYPE), []
     if pd.api.types.is_datetime64_dtype(raw.dtype):
-        bad = np.flatnonzero(raw.notna().to_numpy())
-        violations += _violations(
-            file,
-            bad,
-            "ts",
-            raw.astype("string"),
-            "ts_timezone",
-            "timestamp has no timezone; give it in UTC (e.g. 2025-03-01T14:05:00Z)",
+        naive = _violations(
+            file, _where(raw.notna()), "ts", raw.astype("string"), "ts_timezone", _NAIVE_TS
         )
-        return pd.Series(pd.NaT, index=raw.index, dtype=TS_DTYPE), violations
+        return pd.Series(pd.NaT, index=raw.index, dtype=TS_DTYPE), naive
+    return _parse_ts_text(raw, file)
+
+
+def _parse_ts_text(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation]]:
+    """``_parse_ts`` for timestamps given as text: ISO 8601 with an offset (or Z)."""
     text = raw.astype("string").str.strip()
     present = text.notna() & (text != "")
     has_offset = text.str.contains(_OFFSET_RE, regex=True).fillna(False).astype(bool)
@@ -250,46 +256,201 @@ def _parse_ts(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation]]:
         naive & pd.to_datetime(text.where(naive), errors="coerce", format="ISO8601").notna()
     )
     unparsable = present & ((has_offset & parsed.isna()) | (naive & ~naive_parsable))
-    violations += _violations(
-        file,
-        np.flatnonzero(naive_parsable.to_numpy()),
-        "ts",
-        raw,
-        "ts_timezone",
-        "timestamp has no timezone; give it in UTC (e.g. 2025-03-01T14:05:00Z)",
-    )
-    violations += _violations(
-        file,
-        np.flatnonzero(unparsable.to_numpy()),
-        "ts",
-        raw,
-        "ts_parsable",
-        "not an ISO 8601 timestamp",
-    )
+    violations = [
+        *_violations(file, _where(naive_parsable), "ts", raw, "ts_timezone", _NAIVE_TS),
+        *_violations(
+            file, _where(unparsable), "ts", raw, "ts_parsable", "not an ISO 8601 timestamp"
+        ),
+    ]
     return parsed.astype(TS_DTYPE), violations
 
 
-def _check_attributes(attrs: pd.Series, file: str) -> list[Violation]:
-    """Attributes must be empty or a JSON object."""
+@dataclass(frozen=True)
+class _RawEvents:
+    """A raw event table read once for the rules and the typed table: ``table`` (every
+    column, optional ones added empty, rows numbered from 0) and the columns the rules and the
+    typed table share, normalised."""
+
+    file: str
+    table: pd.DataFrame
+    event_id: pd.Series  # as strings
+    ts: pd.Series  # UTC; NaT where missing or not valid
+    ts_violations: list[Violation]
+    event_type: pd.Series  # stripped strings
+    channel: pd.Series  # stripped strings, <NA> where blank
+    value: pd.Series  # numbers, NaN where missing or not a number
+
+
+def _read_raw(raw: pd.DataFrame, file: str) -> _RawEvents:
+    """The raw table with its optional columns added and its shared columns normalised."""
+    table = raw.reset_index(drop=True).copy()
+    for c in OPTIONAL_COLUMNS:
+        if c not in table.columns:
+            table[c] = pd.NA
+    ts, ts_violations = _parse_ts(table["ts"], file)
+    return _RawEvents(
+        file=file,
+        table=table,
+        event_id=table["event_id"].astype("string"),
+        ts=ts,
+        ts_violations=ts_violations,
+        event_type=table["event_type"].astype("string").str.strip(),
+        channel=table["channel"].astype("string").str.strip().replace("", pd.NA),
+        value=pd.to_numeric(table["value"], errors="coerce"),
+    )
+
+
+# One rule per check: each returns its violations, in row order.
+
+
+def _missing_columns(raw: pd.DataFrame, file: str) -> list[Violation]:
+    """A required column absent from the file (reported without a row)."""
+    return [
+        Violation(
+            file=file,
+            row=None,
+            column=c,
+            value="<absent>",
+            rule="required_column",
+            message="required column is missing",
+        )
+        for c in REQUIRED_COLUMNS
+        if c not in raw.columns
+    ]
+
+
+def _required_values(raw: _RawEvents) -> list[Violation]:
+    """A blank value in a required column (``ts`` has its own rule), column by column."""
+    violations: list[Violation] = []
+    for c in REQUIRED_COLUMNS:
+        if c != "ts":
+            column = raw.table[c]
+            blank = _where(_blank(column))
+            violations += _violations(
+                raw.file, blank, c, column, f"{c}_required", f"{c} is missing"
+            )
+    return violations
+
+
+def _unique_event_ids(raw: _RawEvents) -> list[Violation]:
+    """An event_id seen on an earlier row (the message names that row)."""
+    ids = raw.event_id
+    duplicate = _where(ids.notna() & ids.duplicated(keep="first"))
+    if not len(duplicate):
+        return []
+    first_row = {v: i for i, v in reversed(list(enumerate(ids.tolist())))}
+    return [
+        Violation(
+            file=raw.file,
+            row=r + 1,
+            column="event_id",
+            value=repr(ids.iloc[r]),
+            rule="event_id_unique",
+            message=f"duplicate event_id, first seen on row {first_row[ids.iloc[r]] + 1}",
+        )
+        for r in duplicate.tolist()
+    ]
+
+
+def _valid_timestamps(raw: _RawEvents) -> list[Violation]:
+    """A naive or unparsable timestamp, then a missing one."""
+    ts = raw.table["ts"]
+    blank = _violations(raw.file, _where(_blank(ts)), "ts", ts, "ts_required", "ts is missing")
+    return raw.ts_violations + blank
+
+
+def _known_event_types(raw: _RawEvents) -> list[Violation]:
+    """An event type the catalogue does not list (blank ones are ``_required_values``')."""
+    etype = raw.event_type
+    unknown = etype.notna() & (etype != "") & ~etype.isin(catalogue().event_type_keys)
+    return _violations(
+        raw.file,
+        _where(unknown),
+        "event_type",
+        raw.table["event_type"],
+        "event_type_known",
+        "unknown event type; see the catalogue in the README",
+    )
+
+
+def _known_channels(raw: _RawEvents) -> list[Violation]:
+    """A channel the catalogue does not list (a blank channel is allowed)."""
+    channels = catalogue().channels
+    return _violations(
+        raw.file,
+        _where(raw.channel.notna() & ~raw.channel.isin(channels)),
+        "channel",
+        raw.table["channel"],
+        "channel_known",
+        f"unknown channel; expected one of {', '.join(channels)}",
+    )
+
+
+def _numeric_values(raw: _RawEvents) -> list[Violation]:
+    """A value that is given but is not a number."""
+    given = raw.table["value"]
+    bad = given.notna() & raw.value.isna() & ~_blank(given)
+    return _violations(
+        raw.file, _where(bad), "value", given, "value_numeric", "value must be a number"
+    )
+
+
+def _json_attributes(raw: _RawEvents) -> list[Violation]:
+    """Attributes that are given but are not a JSON object."""
+    attrs = raw.table["attributes"]
     text = attrs.astype("string")
     filled = text.notna() & (text.str.strip() != "")
     looks_like_object = text.str.strip().str.startswith("{").fillna(False).astype(bool)
-    candidates = np.flatnonzero((filled & looks_like_object).to_numpy())
-    bad = [int(i) for i in np.flatnonzero((filled & ~looks_like_object).to_numpy())]
-    for i, raw in zip(candidates.tolist(), text.iloc[candidates].tolist(), strict=True):
+    candidates = _where(filled & looks_like_object)
+    bad = [int(i) for i in _where(filled & ~looks_like_object)]
+    for i, raw_text in zip(candidates.tolist(), text.iloc[candidates].tolist(), strict=True):
         try:
-            ok = isinstance(json.loads(raw), dict)
+            ok = isinstance(json.loads(raw_text), dict)
         except json.JSONDecodeError:
             ok = False
         if not ok:
             bad.append(i)
     return _violations(
-        file,
+        raw.file,
         np.array(sorted(bad), dtype=int),
         "attributes",
         attrs,
         "attributes_json",
         'attributes must be a JSON object such as {"appointment_id": "a-1"}',
+    )
+
+
+#: The rules every row is checked against, in the order their violations are gathered (a
+#: report lists them by row, then by column in ``EVENT_COLUMNS`` order).
+_RULES = (
+    _required_values,
+    _unique_event_ids,
+    _valid_timestamps,
+    _known_event_types,
+    _known_channels,
+    _numeric_values,
+    _json_attributes,
+)
+
+
+def _typed(raw: _RawEvents) -> pd.DataFrame:
+    """The canonical typed table of a raw table that broke no rule (in file order)."""
+    dtypes = event_dtypes()
+    table = raw.table
+    return pd.DataFrame(
+        {
+            "event_id": raw.event_id,
+            "dealer_group_id": table["dealer_group_id"].astype("string").astype("category"),
+            "rooftop_id": table["rooftop_id"].astype("string").astype("category"),
+            "customer_id": table["customer_id"].astype("string"),
+            "ts": raw.ts,
+            "event_type": raw.event_type.astype(dtypes["event_type"]),
+            "channel": raw.channel.astype(dtypes["channel"]),
+            "source": table["source"].astype("string").replace("", pd.NA).astype("category"),
+            "vehicle_id": table["vehicle_id"].astype("string").replace("", pd.NA),
+            "value": raw.value.astype("float64"),
+            "attributes": table["attributes"].astype("string").replace("", pd.NA),
+        }
     )
 
 
@@ -300,101 +461,18 @@ def validate_events(
 
     Returns the typed table (categoricals, UTC timestamps, sorted by customer and time) and the
     list of violations; the table is only meaningful when the list is empty. Never raises on
-    bad data: every problem becomes a ``Violation`` naming file, row, column, value and rule.
+    bad data: every problem becomes a ``Violation`` naming file, row, column, value and rule,
+    listed by row, then column. A missing required column is reported alone.
     """
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    missing = _missing_columns(raw, file)
     if missing:
-        return empty_events(), [
-            Violation(file, None, c, "<absent>", "required_column", "required column is missing")
-            for c in missing
-        ]
-    df = raw.reset_index(drop=True).copy()
-    for c in OPTIONAL_COLUMNS:
-        if c not in df.columns:
-            df[c] = pd.NA
-    cat = catalogue()
-    violations: list[Violation] = []
-    for c in REQUIRED_COLUMNS:
-        if c == "ts":
-            continue
-        blank = np.flatnonzero(_blank(df[c]).to_numpy())
-        violations += _violations(file, blank, c, df[c], f"{c}_required", f"{c} is missing")
-
-    ids = df["event_id"].astype("string")
-    dup = ids.notna() & ids.duplicated(keep="first")
-    if dup.any():
-        first_row = {v: i for i, v in reversed(list(enumerate(ids.tolist())))}
-        for r in np.flatnonzero(dup.to_numpy()).tolist():
-            violations.append(
-                Violation(
-                    file,
-                    r + 1,
-                    "event_id",
-                    repr(ids.iloc[r]),
-                    "event_id_unique",
-                    f"duplicate event_id, first seen on row {first_row[ids.iloc[r]] + 1}",
-                )
-            )
-
-    ts, ts_violations = _parse_ts(df["ts"], file)
-    violations += ts_violations
-    blank_ts = np.flatnonzero(_blank(df["ts"]).to_numpy())
-    violations += _violations(file, blank_ts, "ts", df["ts"], "ts_required", "ts is missing")
-
-    etype = df["event_type"].astype("string").str.strip()
-    unknown = etype.notna() & (etype != "") & ~etype.isin(cat.event_type_keys)
-    violations += _violations(
-        file,
-        np.flatnonzero(unknown.to_numpy()),
-        "event_type",
-        df["event_type"],
-        "event_type_known",
-        "unknown event type; see the catalogue in the README",
-    )
-
-    channel = df["channel"].astype("string").str.strip().replace("", pd.NA)
-    bad_channel = channel.notna() & ~channel.isin(cat.channels)
-    violations += _violations(
-        file,
-        np.flatnonzero(bad_channel.to_numpy()),
-        "channel",
-        df["channel"],
-        "channel_known",
-        f"unknown channel; expected one of {', '.join(cat.channels)}",
-    )
-
-    value = pd.to_numeric(df["value"], errors="coerce")
-    bad_value = df["value"].notna() & value.isna() & ~_blank(df["value"])
-    violations += _violations(
-        file,
-        np.flatnonzero(bad_value.to_numpy()),
-        "value",
-        df["value"],
-        "value_numeric",
-        "value must be a number",
-    )
-    violations += _check_attributes(df["attributes"], file)
+        return empty_events(), missing
+    read = _read_raw(raw, file)
+    violations = [v for rule in _RULES for v in rule(read)]
     violations.sort(key=lambda v: (v.row or 0, EVENT_COLUMNS.index(v.column)))
     if violations:
         return empty_events(), violations
-
-    dtypes = event_dtypes()
-    typed = pd.DataFrame(
-        {
-            "event_id": ids,
-            "dealer_group_id": df["dealer_group_id"].astype("string").astype("category"),
-            "rooftop_id": df["rooftop_id"].astype("string").astype("category"),
-            "customer_id": df["customer_id"].astype("string"),
-            "ts": ts,
-            "event_type": etype.astype(dtypes["event_type"]),
-            "channel": channel.astype(dtypes["channel"]),
-            "source": df["source"].astype("string").replace("", pd.NA).astype("category"),
-            "vehicle_id": df["vehicle_id"].astype("string").replace("", pd.NA),
-            "value": value.astype("float64"),
-            "attributes": df["attributes"].astype("string").replace("", pd.NA),
-        }
-    )
-    return sort_events(typed), []
+    return sort_events(_typed(read)), []
 
 
 def sort_events(events: pd.DataFrame) -> pd.DataFrame:

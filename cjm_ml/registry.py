@@ -5,24 +5,34 @@ registry alone: each entry says how its value reads in a sentence (``Wording``),
 compared with (the group's standard or typical value), whether the dealer can act on it, and if
 so which friction it expresses (``FrictionSpec``) and what its value would be once that friction
 is removed (``Fix``, for the what-if). Features the dealer cannot act on are context.
+
+Each feature is declared once, with keyword arguments, and lists the tasks that use it; a
+task's features are the entries that name it, in declaration order (the feature table's column
+order, which trained models depend on). The entry types take keywords only and refuse a value
+outside their vocabulary when built, so an entry can come from a mapping (``FeatureSpec(**m)``
+once its nested parts are built); ``check_registry`` checks the entries against each other and
+against the journey catalogue.
 """
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from cjm_ml.events import catalogue
-from cjm_ml.params import Task
+from cjm_ml.formatting import SOURCE_PHRASES
+from cjm_ml.params import TASKS, Task
 
 Unit = Literal["minutes", "days", "count", "km", "flag", "category", "score"]
 #: Where a feature's comparison value comes from: the group's median or share (of a flag) in
 #: the data, or the group's response standard (``TaskParams.response_sla_minutes``).
 Norm = Literal["median", "share", "sla"]
+#: How a fix sets a feature: to a value, or no higher / no lower than a value.
+FixKind = Literal["set", "at_most", "at_least"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Wording:
     """How a feature reads in a driver sentence.
 
@@ -34,6 +44,9 @@ class Wording:
     ``zero`` where that other feature has that value; ``standard`` is the comparison appended
     after a semicolon. ``noun`` is a count's (singular, plural); ``levels`` maps a category's
     values to words (other values read with underscores as spaces).
+
+    Refuses (``ValueError``) a norm outside ``Norm``, a template that is not a format string,
+    and a ``noun``, ``levels`` or ``when`` of the wrong shape.
     """
 
     label: str
@@ -46,35 +59,75 @@ class Wording:
     levels: tuple[tuple[str, str], ...] = ()
     when: tuple[str, float, str] | None = None
 
+    def __post_init__(self) -> None:
+        owner = f"wording {self.label!r}"
+        if self.norm is not None:
+            _refuse_outside(owner, "norm", self.norm, Norm)
+        _refuse_unless(owner, "noun", _is_tuple_of(self.noun, (str, str)), "(singular, plural)")
+        pairs = isinstance(self.levels, tuple) and all(
+            _is_tuple_of(level, (str, str)) for level in self.levels
+        )
+        _refuse_unless(owner, "levels", pairs, "a tuple of (value, words) pairs")
+        condition = self.when is None or _is_tuple_of(self.when, (str, int | float, str))
+        _refuse_unless(owner, "when", condition, "(feature, value, template)")
+        templates = (self.says, self.zero, self.unknown, self.standard)
+        for template in (*templates, self.when[2] if self.when else ""):
+            try:
+                template_fields(template)
+            except ValueError as e:
+                raise ValueError(f"{owner}: {template!r} is not a format string ({e})") from None
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class Fix:
     """A feature's value once its friction is removed (the what-if): ``set`` to ``value``,
     or ``at_most`` / ``at_least`` ``value`` (``None``: the feature's group norm). ``only_when``
     = (feature, value) limits the fix to instances where that feature has that value (a hold
     only for a specific vehicle). A missing value stays missing: a friction nobody can see is
-    not there to fix."""
+    not there to fix.
 
-    kind: Literal["set", "at_most", "at_least"]
+    Refuses (``ValueError``) a kind outside ``FixKind`` and an ``only_when`` that is not a
+    (feature, value) pair."""
+
+    kind: FixKind
     value: float | str | None = None
     only_when: tuple[str, float] | None = None
 
+    def __post_init__(self) -> None:
+        owner = f"fix {self.kind!r}"
+        _refuse_outside(owner, "kind", self.kind, FixKind)
+        condition = self.only_when is None or _is_tuple_of(self.only_when, (str, int | float))
+        _refuse_unless(owner, "only_when", condition, "(feature, value)")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class FrictionSpec:
     """A process friction the dealer can fix: its name (the simulator's causal term where
-    there is one), its label in dealer language, and where in the journey it sits."""
+    there is one), its label in dealer language, and where in the journey it sits (checked
+    against the catalogue by ``check_registry``). Refuses (``ValueError``) a name that is not
+    an identifier and an empty label or stage."""
 
     name: str
     label: str
     stage: str
     touchpoint: str | None
 
+    def __post_init__(self) -> None:
+        owner = f"friction {self.name!r}"
+        _refuse_unless(owner, "name", self.name.isidentifier(), "an identifier")
+        _refuse_unless(owner, "label", bool(self.label), "given")
+        _refuse_unless(owner, "stage", bool(self.stage), "given")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class FeatureSpec:
-    """One feature: name, stage, the touchpoint it reads, unit, meaning, actionability, how
-    it reads in a sentence, the friction it expresses and its value once that is fixed."""
+    """One feature: name, stage, the touchpoint it reads, unit, meaning, actionability, the
+    tasks that use it, how it reads in a sentence, the friction it expresses and its value
+    once that is fixed.
+
+    Refuses (``ValueError``) a name that is not an identifier (wording templates name features
+    as fields), a unit outside ``Unit``, and tasks that are not a non-empty tuple of distinct
+    known tasks; ``check_registry`` checks the rest."""
 
     name: str
     stage: str
@@ -87,170 +140,222 @@ class FeatureSpec:
     friction: str | None = None
     fix: Fix | None = None
 
+    def __post_init__(self) -> None:
+        owner = f"feature {self.name!r}"
+        _refuse_unless(owner, "name", self.name.isidentifier(), "an identifier")
+        _refuse_outside(owner, "unit", self.unit, Unit)
+        _refuse_unless(owner, "actionable", isinstance(self.actionable, bool), "True or False")
+        tasks_ok = (
+            isinstance(self.tasks, tuple)
+            and len(self.tasks) > 0
+            and len(set(self.tasks)) == len(self.tasks)
+        )
+        _refuse_unless(owner, "tasks", tasks_ok, "a non-empty tuple of distinct tasks")
+        for task in self.tasks:
+            _refuse_outside(owner, "task", task, Task)
 
-_ALL: tuple[Task, ...] = ("lead_leakage", "no_show", "service_defection")
-_LEAD: tuple[Task, ...] = ("lead_leakage",)
-_APPT: tuple[Task, ...] = ("no_show",)
-_SVC: tuple[Task, ...] = ("service_defection",)
 
-FRICTION_SPECS: tuple[FrictionSpec, ...] = (
-    FrictionSpec(
-        "slow_first_response", "Slow first reply to the lead", "response", "outbound_call"
-    ),
-    FrictionSpec(
-        "no_trade_credit_follow_up",
-        "Trade-in or credit application not followed up",
-        "response",
-        "crm_task_created",
-    ),
-    FrictionSpec("open_crm_tasks", "CRM follow-up tasks left open", "response", "crm_task_created"),
-    FrictionSpec(
-        "no_confirmation",
-        "Appointment not confirmed",
-        "appointment",
-        "appointment_confirmation_sent",
-    ),
-    FrictionSpec(
-        "no_vehicle_hold", "Vehicle not held for the visit", "appointment", "vehicle_hold_placed"
-    ),
-    FrictionSpec(
-        "vehicle_status_changed",
-        "Vehicle sold or moved before the visit",
-        "appointment",
-        "vehicle_status_changed",
-    ),
-    FrictionSpec(
-        "reminder_channel_mismatch",
-        "Service reminder on the wrong channel",
-        "service",
-        "service_reminder",
-    ),
-    FrictionSpec(
-        "online_booking_friction",
-        "Online service booking abandoned",
-        "service",
-        "online_scheduling",
-    ),
-    FrictionSpec(
-        "first_service_not_booked",
-        "First service not booked at delivery",
-        "delivery",
-        "service_appointment_set",
-    ),
-    FrictionSpec(
-        "no_delivery_education",
-        "No feature walkthrough at delivery",
-        "delivery",
-        "delivery_education",
-    ),
-    FrictionSpec("open_recall", "Open recall not yet repaired", "service", "recall_notice"),
-)
+def _refuse_outside(owner: str, field: str, value: object, vocabulary: Any) -> None:
+    """Raise ValueError naming ``owner`` when ``value`` is not one of the Literal's values."""
+    allowed = get_args(vocabulary)
+    if value not in allowed:
+        raise ValueError(
+            f"{owner}: {field} {value!r} is not one of {', '.join(repr(a) for a in allowed)}"
+        )
 
-_SOURCES = (
-    ("google_paid_search", "Google paid search"),
-    ("oem_website", "the OEM website"),
-    ("dealer_website_organic", "the dealer website (organic)"),
-    ("facebook_ads", "Facebook ads"),
-    ("autotrader", "Autotrader"),
-    ("cars_com", "Cars.com"),
-    ("email_campaign", "an email campaign"),
-    ("referral", "a referral"),
-)
-_CHANNELS = (("sms", "text"), ("email", "email"), ("phone", "phone"))
+
+def _refuse_unless(owner: str, field: str, ok: bool, expected: str) -> None:
+    """Raise ValueError naming ``owner`` and what ``field`` should be, unless ``ok``."""
+    if not ok:
+        raise ValueError(f"{owner}: {field} must be {expected}")
+
+
+def _is_tuple_of(value: object, kinds: tuple[Any, ...]) -> bool:
+    """Whether ``value`` is a tuple whose items have these types, in order (never a bool)."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == len(kinds)
+        and all(
+            isinstance(item, kind) and not isinstance(item, bool)
+            for item, kind in zip(value, kinds, strict=True)
+        )
+    )
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names of a wording template, in order (``value``, ``standard``, features);
+    raises ValueError for a malformed template (an unmatched brace)."""
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+
+
+# Wording several features share.
+_GROUP_STANDARD = "the group standard is {standard}"
+_GROUP_MEDIAN = "the group's median is {standard}"
 _REPLY = "first reply took {first_response_minutes}"
 _NO_REPLY = "no reply yet after {first_response_minutes}"
 
+#: The frictions the dealer can fix; features name theirs in ``FeatureSpec.friction``.
+FRICTION_SPECS: tuple[FrictionSpec, ...] = (
+    FrictionSpec(
+        name="slow_first_response",
+        label="Slow first reply to the lead",
+        stage="response",
+        touchpoint="outbound_call",
+    ),
+    FrictionSpec(
+        name="no_trade_credit_follow_up",
+        label="Trade-in or credit application not followed up",
+        stage="response",
+        touchpoint="crm_task_created",
+    ),
+    FrictionSpec(
+        name="open_crm_tasks",
+        label="CRM follow-up tasks left open",
+        stage="response",
+        touchpoint="crm_task_created",
+    ),
+    FrictionSpec(
+        name="no_confirmation",
+        label="Appointment not confirmed",
+        stage="appointment",
+        touchpoint="appointment_confirmation_sent",
+    ),
+    FrictionSpec(
+        name="no_vehicle_hold",
+        label="Vehicle not held for the visit",
+        stage="appointment",
+        touchpoint="vehicle_hold_placed",
+    ),
+    FrictionSpec(
+        name="vehicle_status_changed",
+        label="Vehicle sold or moved before the visit",
+        stage="appointment",
+        touchpoint="vehicle_status_changed",
+    ),
+    FrictionSpec(
+        name="reminder_channel_mismatch",
+        label="Service reminder on the wrong channel",
+        stage="service",
+        touchpoint="service_reminder",
+    ),
+    FrictionSpec(
+        name="online_booking_friction",
+        label="Online service booking abandoned",
+        stage="service",
+        touchpoint="online_scheduling",
+    ),
+    FrictionSpec(
+        name="first_service_not_booked",
+        label="First service not booked at delivery",
+        stage="delivery",
+        touchpoint="service_appointment_set",
+    ),
+    FrictionSpec(
+        name="no_delivery_education",
+        label="No feature walkthrough at delivery",
+        stage="delivery",
+        touchpoint="delivery_education",
+    ),
+    FrictionSpec(
+        name="open_recall",
+        label="Open recall not yet repaired",
+        stage="service",
+        touchpoint="recall_notice",
+    ),
+)
+
+#: Every feature, declared once; ``features_for`` gives a task's, in this order.
 FEATURES: tuple[FeatureSpec, ...] = (
     # --- research
     FeatureSpec(
-        "vdp_views_7d",
-        "research",
-        "vdp_view",
-        "count",
-        "vehicle detail pages viewed in the 7 days before the prediction",
-        False,
-        ("lead_leakage", "no_show"),
-        Wording(
-            "Vehicle pages viewed",
-            "viewed {value} in the last 7 days",
+        name="vdp_views_7d",
+        stage="research",
+        touchpoint="vdp_view",
+        unit="count",
+        description="vehicle detail pages viewed in the 7 days before the prediction",
+        actionable=False,
+        tasks=("lead_leakage", "no_show"),
+        wording=Wording(
+            label="Vehicle pages viewed",
+            says="viewed {value} in the last 7 days",
             zero="no vehicle page viewed in the last 7 days",
             unknown="vehicle page views unknown",
             noun=("vehicle page", "vehicle pages"),
         ),
     ),
     FeatureSpec(
-        "inventory_searches_7d",
-        "research",
-        "inventory_search",
-        "count",
-        "inventory searches in the 7 days before the prediction",
-        False,
-        _LEAD,
-        Wording(
-            "Inventory searches",
-            "ran {value} in the last 7 days",
+        name="inventory_searches_7d",
+        stage="research",
+        touchpoint="inventory_search",
+        unit="count",
+        description="inventory searches in the 7 days before the prediction",
+        actionable=False,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Inventory searches",
+            says="ran {value} in the last 7 days",
             zero="no inventory search in the last 7 days",
             unknown="inventory searches unknown",
             noun=("inventory search", "inventory searches"),
         ),
     ),
     FeatureSpec(
-        "used_payment_calculator",
-        "research",
-        "payment_calculator",
-        "flag",
-        "used the payment calculator in the last 30 days",
-        False,
-        ("lead_leakage", "no_show"),
-        Wording(
-            "Payment calculator",
-            "used the payment calculator in the last 30 days",
+        name="used_payment_calculator",
+        stage="research",
+        touchpoint="payment_calculator",
+        unit="flag",
+        description="used the payment calculator in the last 30 days",
+        actionable=False,
+        tasks=("lead_leakage", "no_show"),
+        wording=Wording(
+            label="Payment calculator",
+            says="used the payment calculator in the last 30 days",
             zero="did not use the payment calculator in the last 30 days",
             unknown="payment calculator use unknown",
         ),
     ),
     FeatureSpec(
-        "submitted_trade_in",
-        "research",
-        "trade_in_tool",
-        "flag",
-        "submitted the trade-in value tool in the last 30 days",
-        False,
-        ("lead_leakage", "no_show"),
-        Wording(
-            "Online trade-in request",
-            "asked for a trade-in value online in the last 30 days",
+        name="submitted_trade_in",
+        stage="research",
+        touchpoint="trade_in_tool",
+        unit="flag",
+        description="submitted the trade-in value tool in the last 30 days",
+        actionable=False,
+        tasks=("lead_leakage", "no_show"),
+        wording=Wording(
+            label="Online trade-in request",
+            says="asked for a trade-in value online in the last 30 days",
             zero="no online trade-in request in the last 30 days",
             unknown="online trade-in request unknown",
         ),
     ),
     FeatureSpec(
-        "online_credit_app",
-        "credit_fi",
-        "credit_application",
-        "flag",
-        "sent a credit application in the last 30 days",
-        False,
-        _LEAD,
-        Wording(
-            "Credit application",
-            "sent a credit application in the last 30 days",
+        name="online_credit_app",
+        stage="credit_fi",
+        touchpoint="credit_application",
+        unit="flag",
+        description="sent a credit application in the last 30 days",
+        actionable=False,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Credit application",
+            says="sent a credit application in the last 30 days",
             zero="no credit application in the last 30 days",
             unknown="credit application unknown",
         ),
     ),
     # --- lead intake
     FeatureSpec(
-        "lead_type",
-        "lead_intake",
-        None,
-        "category",
-        "how the lead came in: form, call, chat or third_party",
-        False,
-        _LEAD,
-        Wording(
-            "How the lead came in",
-            "the lead came in through {value}",
+        name="lead_type",
+        stage="lead_intake",
+        touchpoint=None,
+        unit="category",
+        description="how the lead came in: form, call, chat or third_party",
+        actionable=False,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="How the lead came in",
+            says="the lead came in through {value}",
             unknown="how the lead came in is unknown",
             levels=(
                 ("form", "a web form"),
@@ -261,16 +366,16 @@ FEATURES: tuple[FeatureSpec, ...] = (
         ),
     ),
     FeatureSpec(
-        "prior_leads",
-        "lead_intake",
-        None,
-        "count",
-        "leads this customer sent before this one",
-        False,
-        _LEAD,
-        Wording(
-            "Earlier leads",
-            "sent {value} before this one",
+        name="prior_leads",
+        stage="lead_intake",
+        touchpoint=None,
+        unit="count",
+        description="leads this customer sent before this one",
+        actionable=False,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Earlier leads",
+            says="sent {value} before this one",
             zero="first lead from this customer",
             unknown="earlier leads unknown",
             noun=("earlier lead", "earlier leads"),
@@ -278,73 +383,73 @@ FEATURES: tuple[FeatureSpec, ...] = (
     ),
     # --- response and follow-up
     FeatureSpec(
-        "first_response_minutes",
-        "response",
-        "outbound_call",
-        "minutes",
-        "minutes from the lead to the first reply (or the wait so far, if none yet)",
-        True,
-        _LEAD,
-        Wording(
-            "First reply time",
-            "first reply took {value}",
+        name="first_response_minutes",
+        stage="response",
+        touchpoint="outbound_call",
+        unit="minutes",
+        description="minutes from the lead to the first reply (or the wait so far, if none yet)",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="First reply time",
+            says="first reply took {value}",
             unknown="first reply time unknown",
-            standard="the group standard is {standard}",
+            standard=_GROUP_STANDARD,
             norm="sla",
             when=("responded_before_cutoff", 0.0, "no reply yet after {value}"),
         ),
         friction="slow_first_response",
-        fix=Fix("at_most"),
+        fix=Fix(kind="at_most"),
     ),
     FeatureSpec(
-        "responded_before_cutoff",
-        "response",
-        "outbound_call",
-        "flag",
-        "the BDC had replied by the prediction moment",
-        True,
-        _LEAD,
-        Wording(
-            "Reply by now",
-            _REPLY,
+        name="responded_before_cutoff",
+        stage="response",
+        touchpoint="outbound_call",
+        unit="flag",
+        description="the BDC had replied by the prediction moment",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Reply by now",
+            says=_REPLY,
             zero=_NO_REPLY,
             unknown="whether the BDC has replied is unknown",
-            standard="the group standard is {standard}",
+            standard=_GROUP_STANDARD,
             norm="sla",
         ),
         friction="slow_first_response",
-        fix=Fix("set", 1.0),
+        fix=Fix(kind="set", value=1.0),
     ),
     FeatureSpec(
-        "responded_within_sla",
-        "response",
-        "outbound_call",
-        "flag",
-        "the first reply came within the group's response standard",
-        True,
-        _LEAD,
-        Wording(
-            "Reply within the standard",
-            _REPLY + ", within the group standard of {standard}",
+        name="responded_within_sla",
+        stage="response",
+        touchpoint="outbound_call",
+        unit="flag",
+        description="the first reply came within the group's response standard",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Reply within the standard",
+            says=_REPLY + ", within the group standard of {standard}",
             zero=_REPLY + ", beyond the group standard of {standard}",
             unknown="whether the reply met the group standard is unknown",
             norm="sla",
-            when=("responded_before_cutoff", 0.0, _NO_REPLY + "; the group standard is {standard}"),
+            when=("responded_before_cutoff", 0.0, _NO_REPLY + "; " + _GROUP_STANDARD),
         ),
         friction="slow_first_response",
-        fix=Fix("set", 1.0),
+        fix=Fix(kind="set", value=1.0),
     ),
     FeatureSpec(
-        "outbound_calls",
-        "response",
-        "outbound_call",
-        "count",
-        "calls made to the customer since the lead",
-        True,
-        _LEAD,
-        Wording(
-            "Calls to the customer",
-            "{value} made to the customer since the lead",
+        name="outbound_calls",
+        stage="response",
+        touchpoint="outbound_call",
+        unit="count",
+        description="calls made to the customer since the lead",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Calls to the customer",
+            says="{value} made to the customer since the lead",
             zero="no call made to the customer since the lead",
             unknown="calls to the customer unknown",
             noun=("call", "calls"),
@@ -352,16 +457,16 @@ FEATURES: tuple[FeatureSpec, ...] = (
         friction="slow_first_response",
     ),
     FeatureSpec(
-        "texts_sent",
-        "response",
-        "sms_sent",
-        "count",
-        "texts sent to the customer since the lead",
-        True,
-        _LEAD,
-        Wording(
-            "Texts to the customer",
-            "{value} sent to the customer since the lead",
+        name="texts_sent",
+        stage="response",
+        touchpoint="sms_sent",
+        unit="count",
+        description="texts sent to the customer since the lead",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Texts to the customer",
+            says="{value} sent to the customer since the lead",
             zero="no text sent to the customer since the lead",
             unknown="texts to the customer unknown",
             noun=("text", "texts"),
@@ -369,16 +474,16 @@ FEATURES: tuple[FeatureSpec, ...] = (
         friction="slow_first_response",
     ),
     FeatureSpec(
-        "emails_sent",
-        "response",
-        "email_sent",
-        "count",
-        "emails sent to the customer since the lead",
-        True,
-        _LEAD,
-        Wording(
-            "Emails to the customer",
-            "{value} sent to the customer since the lead",
+        name="emails_sent",
+        stage="response",
+        touchpoint="email_sent",
+        unit="count",
+        description="emails sent to the customer since the lead",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Emails to the customer",
+            says="{value} sent to the customer since the lead",
             zero="no email sent to the customer since the lead",
             unknown="emails to the customer unknown",
             noun=("email", "emails"),
@@ -386,164 +491,164 @@ FEATURES: tuple[FeatureSpec, ...] = (
         friction="slow_first_response",
     ),
     FeatureSpec(
-        "missed_calls",
-        "response",
-        "missed_call",
-        "count",
-        "calls from the customer nobody picked up, since the lead",
-        True,
-        _LEAD,
-        Wording(
-            "Missed customer calls",
-            "{value} from the customer nobody picked up",
+        name="missed_calls",
+        stage="response",
+        touchpoint="missed_call",
+        unit="count",
+        description="calls from the customer nobody picked up, since the lead",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Missed customer calls",
+            says="{value} from the customer nobody picked up",
             zero="no call from the customer went unanswered",
             unknown="missed customer calls unknown",
             noun=("call", "calls"),
         ),
         friction="slow_first_response",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     FeatureSpec(
-        "unanswered_texts",
-        "response",
-        "sms_sent",
-        "count",
-        "texts sent since the customer last replied",
-        False,
-        _LEAD,
-        Wording(
-            "Unanswered texts",
-            "{value} sent since the customer last replied",
+        name="unanswered_texts",
+        stage="response",
+        touchpoint="sms_sent",
+        unit="count",
+        description="texts sent since the customer last replied",
+        actionable=False,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Unanswered texts",
+            says="{value} sent since the customer last replied",
             zero="no text waiting for the customer's reply",
             unknown="unanswered texts unknown",
             noun=("text", "texts"),
         ),
     ),
     FeatureSpec(
-        "customer_engaged",
-        "response",
-        "sms_replied",
-        "flag",
-        "the customer talked, replied or opened an email since the lead",
-        False,
-        _LEAD,
-        Wording(
-            "Customer engaged",
-            "the customer talked, replied or opened an email since the lead",
+        name="customer_engaged",
+        stage="response",
+        touchpoint="sms_replied",
+        unit="flag",
+        description="the customer talked, replied or opened an email since the lead",
+        actionable=False,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Customer engaged",
+            says="the customer talked, replied or opened an email since the lead",
             zero="the customer has not talked, replied or opened an email since the lead",
             unknown="customer engagement unknown",
         ),
     ),
     FeatureSpec(
-        "crm_tasks_open",
-        "response",
-        "crm_task_created",
-        "count",
-        "CRM tasks created since the lead and not yet completed",
-        True,
-        _LEAD,
-        Wording(
-            "Open CRM tasks",
-            "{value} still open since the lead",
+        name="crm_tasks_open",
+        stage="response",
+        touchpoint="crm_task_created",
+        unit="count",
+        description="CRM tasks created since the lead and not yet completed",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Open CRM tasks",
+            says="{value} still open since the lead",
             zero="no CRM task left open",
             unknown="open CRM tasks unknown",
             noun=("CRM task", "CRM tasks"),
         ),
         friction="open_crm_tasks",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     FeatureSpec(
-        "trade_in_without_follow_up",
-        "response",
-        "crm_task_created",
-        "flag",
-        "a trade-in submission with no follow-up task yet",
-        True,
-        _LEAD,
-        Wording(
-            "Trade-in not followed up",
-            "the customer's trade-in request has no follow-up task yet",
+        name="trade_in_without_follow_up",
+        stage="response",
+        touchpoint="crm_task_created",
+        unit="flag",
+        description="a trade-in submission with no follow-up task yet",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Trade-in not followed up",
+            says="the customer's trade-in request has no follow-up task yet",
             zero="no trade-in request waiting for follow-up",
             unknown="trade-in follow-up unknown",
         ),
         friction="no_trade_credit_follow_up",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     FeatureSpec(
-        "credit_app_without_next_step",
-        "response",
-        "crm_task_created",
-        "flag",
-        "a credit application with no follow-up task or appointment yet",
-        True,
-        _LEAD,
-        Wording(
-            "Credit application not followed up",
-            "the customer's credit application has no follow-up task or appointment yet",
+        name="credit_app_without_next_step",
+        stage="response",
+        touchpoint="crm_task_created",
+        unit="flag",
+        description="a credit application with no follow-up task or appointment yet",
+        actionable=True,
+        tasks=("lead_leakage",),
+        wording=Wording(
+            label="Credit application not followed up",
+            says="the customer's credit application has no follow-up task or appointment yet",
             zero="no credit application waiting for a next step",
             unknown="credit application follow-up unknown",
         ),
         friction="no_trade_credit_follow_up",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     # --- appointment
     FeatureSpec(
-        "appointment_kind",
-        "appointment",
-        None,
-        "category",
-        "sales or service appointment",
-        False,
-        _APPT,
-        Wording(
-            "Appointment kind",
-            "a {value} appointment",
+        name="appointment_kind",
+        stage="appointment",
+        touchpoint=None,
+        unit="category",
+        description="sales or service appointment",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Appointment kind",
+            says="a {value} appointment",
             unknown="appointment kind unknown",
             levels=(("sales", "sales"), ("service", "service")),
         ),
     ),
     FeatureSpec(
-        "appointment_lead_days",
-        "appointment",
-        "appointment_set",
-        "days",
-        "days between booking and the appointment",
-        False,
-        _APPT,
-        Wording(
-            "Booked ahead",
-            "booked {value} ahead",
+        name="appointment_lead_days",
+        stage="appointment",
+        touchpoint="appointment_set",
+        unit="days",
+        description="days between booking and the appointment",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Booked ahead",
+            says="booked {value} ahead",
             unknown="booking lead time unknown",
-            standard="the group's median is {standard}",
+            standard=_GROUP_MEDIAN,
             norm="median",
         ),
     ),
     FeatureSpec(
-        "rescheduled",
-        "appointment",
-        "appointment_rescheduled",
-        "flag",
-        "this booking replaced an earlier appointment time",
-        False,
-        _APPT,
-        Wording(
-            "Rescheduled",
-            "this booking replaced an earlier appointment time",
+        name="rescheduled",
+        stage="appointment",
+        touchpoint="appointment_rescheduled",
+        unit="flag",
+        description="this booking replaced an earlier appointment time",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Rescheduled",
+            says="this booking replaced an earlier appointment time",
             zero="a first booking, not a reschedule",
             unknown="whether it was rescheduled is unknown",
         ),
     ),
     FeatureSpec(
-        "confirmation_sent",
-        "appointment",
-        "appointment_confirmation_sent",
-        "flag",
-        "a confirmation was sent for this appointment",
-        True,
-        _APPT,
-        Wording(
-            "Confirmation sent",
-            "confirmation sent by {confirmation_channel} for an appointment booked "
+        name="confirmation_sent",
+        stage="appointment",
+        touchpoint="appointment_confirmation_sent",
+        unit="flag",
+        description="a confirmation was sent for this appointment",
+        actionable=True,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Confirmation sent",
+            says="confirmation sent by {confirmation_channel} for an appointment booked "
             "{appointment_lead_days} ahead",
             zero="no confirmation sent for an appointment booked {appointment_lead_days} ahead",
             unknown="whether a confirmation was sent is unknown",
@@ -551,19 +656,19 @@ FEATURES: tuple[FeatureSpec, ...] = (
             norm="share",
         ),
         friction="no_confirmation",
-        fix=Fix("set", 1.0),
+        fix=Fix(kind="set", value=1.0),
     ),
     FeatureSpec(
-        "confirmation_channel",
-        "appointment",
-        "appointment_confirmation_sent",
-        "category",
-        "how the confirmation went out: sms, email or none",
-        True,
-        _APPT,
-        Wording(
-            "Confirmation channel",
-            "confirmation sent by {value}",
+        name="confirmation_channel",
+        stage="appointment",
+        touchpoint="appointment_confirmation_sent",
+        unit="category",
+        description="how the confirmation went out: sms, email or none",
+        actionable=True,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Confirmation channel",
+            says="confirmation sent by {value}",
             unknown="confirmation sent by a channel not on record",
             levels=(("sms", "text"), ("email", "email only"), ("none", "no channel")),
             when=(
@@ -573,100 +678,100 @@ FEATURES: tuple[FeatureSpec, ...] = (
             ),
         ),
         friction="no_confirmation",
-        fix=Fix("set", "sms"),
+        fix=Fix(kind="set", value="sms"),
     ),
     FeatureSpec(
-        "customer_confirmed",
-        "appointment",
-        "sms_replied",
-        "flag",
-        "the customer replied by text since booking",
-        False,
-        _APPT,
-        Wording(
-            "Customer replied",
-            "the customer replied by text since booking",
+        name="customer_confirmed",
+        stage="appointment",
+        touchpoint="sms_replied",
+        unit="flag",
+        description="the customer replied by text since booking",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Customer replied",
+            says="the customer replied by text since booking",
             zero="no text reply from the customer since booking",
             unknown="customer reply unknown",
         ),
     ),
     FeatureSpec(
-        "specific_vehicle",
-        "appointment",
-        "vdp_view",
-        "flag",
-        "the appointment is about a specific vehicle",
-        False,
-        _APPT,
-        Wording(
-            "Specific vehicle",
-            "the visit is about a specific vehicle",
+        name="specific_vehicle",
+        stage="appointment",
+        touchpoint="vdp_view",
+        unit="flag",
+        description="the appointment is about a specific vehicle",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Specific vehicle",
+            says="the visit is about a specific vehicle",
             zero="no specific vehicle chosen for the visit",
             unknown="whether a specific vehicle was chosen is unknown",
         ),
     ),
     FeatureSpec(
-        "vehicle_on_hold",
-        "appointment",
-        "vehicle_hold_placed",
-        "flag",
-        "the vehicle was put on hold for the visit",
-        True,
-        _APPT,
-        Wording(
-            "Vehicle on hold",
-            "the vehicle is on hold for the visit",
+        name="vehicle_on_hold",
+        stage="appointment",
+        touchpoint="vehicle_hold_placed",
+        unit="flag",
+        description="the vehicle was put on hold for the visit",
+        actionable=True,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Vehicle on hold",
+            says="the vehicle is on hold for the visit",
             zero="the vehicle the customer is coming to see is not on hold",
             unknown="whether the vehicle is on hold is unknown",
             when=("specific_vehicle", 0.0, "no specific vehicle to hold"),
         ),
         friction="no_vehicle_hold",
-        fix=Fix("set", 1.0, only_when=("specific_vehicle", 1.0)),
+        fix=Fix(kind="set", value=1.0, only_when=("specific_vehicle", 1.0)),
     ),
     FeatureSpec(
-        "vehicle_status_changed",
-        "appointment",
-        "vehicle_status_changed",
-        "flag",
-        "the vehicle was sold or moved since booking",
-        True,
-        _APPT,
-        Wording(
-            "Vehicle sold or moved",
-            "the vehicle was sold or moved since booking",
+        name="vehicle_status_changed",
+        stage="appointment",
+        touchpoint="vehicle_status_changed",
+        unit="flag",
+        description="the vehicle was sold or moved since booking",
+        actionable=True,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Vehicle sold or moved",
+            says="the vehicle was sold or moved since booking",
             zero="the vehicle is still available",
             unknown="vehicle availability unknown",
         ),
         friction="vehicle_status_changed",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     FeatureSpec(
-        "prior_appointments_kept",
-        "appointment",
-        "appointment_showed",
-        "count",
-        "appointments this customer kept before",
-        False,
-        _APPT,
-        Wording(
-            "Appointments kept before",
-            "kept {value} before",
+        name="prior_appointments_kept",
+        stage="appointment",
+        touchpoint="appointment_showed",
+        unit="count",
+        description="appointments this customer kept before",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Appointments kept before",
+            says="kept {value} before",
             zero="no earlier appointment kept",
             unknown="earlier appointments unknown",
             noun=("earlier appointment", "earlier appointments"),
         ),
     ),
     FeatureSpec(
-        "prior_no_shows",
-        "appointment",
-        "appointment_no_show",
-        "count",
-        "appointments this customer missed before",
-        False,
-        _ALL,
-        Wording(
-            "Missed appointments before",
-            "missed {value} before",
+        name="prior_no_shows",
+        stage="appointment",
+        touchpoint="appointment_no_show",
+        unit="count",
+        description="appointments this customer missed before",
+        actionable=False,
+        tasks=TASKS,
+        wording=Wording(
+            label="Missed appointments before",
+            says="missed {value} before",
             zero="never missed an appointment",
             unknown="earlier missed appointments unknown",
             noun=("appointment", "appointments"),
@@ -674,49 +779,50 @@ FEATURES: tuple[FeatureSpec, ...] = (
     ),
     # --- service and ownership
     FeatureSpec(
-        "owns_vehicle_from_group",
-        "delivery",
-        "vehicle_delivery",
-        "flag",
-        "bought a vehicle from the group before",
-        False,
-        _APPT,
-        Wording(
-            "Owner from the group",
-            "bought a vehicle from the group before",
+        name="owns_vehicle_from_group",
+        stage="delivery",
+        touchpoint="vehicle_delivery",
+        unit="flag",
+        description="bought a vehicle from the group before",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Owner from the group",
+            says="bought a vehicle from the group before",
             zero="has not bought a vehicle from the group before",
             unknown="earlier purchases unknown",
         ),
     ),
     FeatureSpec(
-        "online_booking_abandons",
-        "service",
-        "online_scheduling",
-        "count",
-        "online service bookings started and abandoned recently",
-        True,
-        ("no_show", "service_defection"),
-        Wording(
-            "Online bookings abandoned",
-            "gave up on {value} recently",
+        name="online_booking_abandons",
+        stage="service",
+        touchpoint="online_scheduling",
+        unit="count",
+        description="online service bookings started and abandoned recently",
+        actionable=True,
+        tasks=("no_show", "service_defection"),
+        wording=Wording(
+            label="Online bookings abandoned",
+            says="gave up on {value} recently",
             zero="no online service booking abandoned",
             unknown="online booking attempts unknown",
             noun=("online service booking", "online service bookings"),
         ),
         friction="online_booking_friction",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     FeatureSpec(
-        "reminder_channel_matches_preference",
-        "service",
-        "service_reminder",
-        "flag",
-        "the last service reminder went out on the customer's preferred channel",
-        True,
-        ("no_show", "service_defection"),
-        Wording(
-            "Reminder on the preferred channel",
-            "the last service reminder went out by {preferred_channel}, as the customer prefers",
+        name="reminder_channel_matches_preference",
+        stage="service",
+        touchpoint="service_reminder",
+        unit="flag",
+        description="the last service reminder went out on the customer's preferred channel",
+        actionable=True,
+        tasks=("no_show", "service_defection"),
+        wording=Wording(
+            label="Reminder on the preferred channel",
+            says="the last service reminder went out by {preferred_channel}, "
+            "as the customer prefers",
             zero="the last service reminder did not go out by {preferred_channel}, "
             "the customer's preferred channel",
             unknown="no service reminder on record, or no known preferred channel",
@@ -724,136 +830,136 @@ FEATURES: tuple[FeatureSpec, ...] = (
             norm="share",
         ),
         friction="reminder_channel_mismatch",
-        fix=Fix("set", 1.0),
+        fix=Fix(kind="set", value=1.0),
     ),
     FeatureSpec(
-        "messages_engaged_60d",
-        "response",
-        "sms_replied",
-        "count",
-        "texts replied to and emails opened in the 60 days before the prediction",
-        False,
-        _APPT,
-        Wording(
-            "Replies and opens",
-            "{value} in the last 60 days",
+        name="messages_engaged_60d",
+        stage="response",
+        touchpoint="sms_replied",
+        unit="count",
+        description="texts replied to and emails opened in the 60 days before the prediction",
+        actionable=False,
+        tasks=("no_show",),
+        wording=Wording(
+            label="Replies and opens",
+            says="{value} in the last 60 days",
             zero="no text reply or email open in the last 60 days",
             unknown="replies and opens unknown",
             noun=("text reply or email open", "text replies and email opens"),
         ),
     ),
     FeatureSpec(
-        "delivery_education_done",
-        "delivery",
-        "delivery_education",
-        "flag",
-        "the vehicle's features were explained at delivery",
-        True,
-        _SVC,
-        Wording(
-            "Feature walkthrough at delivery",
-            "the vehicle's features were explained at delivery",
+        name="delivery_education_done",
+        stage="delivery",
+        touchpoint="delivery_education",
+        unit="flag",
+        description="the vehicle's features were explained at delivery",
+        actionable=True,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="Feature walkthrough at delivery",
+            says="the vehicle's features were explained at delivery",
             zero="nobody walked the owner through the vehicle's features at delivery",
             unknown="delivery walkthrough unknown",
             standard="the group does it for {standard} of deliveries",
             norm="share",
         ),
         friction="no_delivery_education",
-        fix=Fix("set", 1.0),
+        fix=Fix(kind="set", value=1.0),
     ),
     FeatureSpec(
-        "first_service_booked_at_delivery",
-        "delivery",
-        "service_appointment_set",
-        "flag",
-        "the first service appointment was booked at delivery",
-        True,
-        _SVC,
-        Wording(
-            "First service booked at delivery",
-            "first service booked at delivery",
+        name="first_service_booked_at_delivery",
+        stage="delivery",
+        touchpoint="service_appointment_set",
+        unit="flag",
+        description="the first service appointment was booked at delivery",
+        actionable=True,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="First service booked at delivery",
+            says="first service booked at delivery",
             zero="first service not booked at delivery",
             unknown="first service booking unknown",
             standard="the group books {standard} at delivery",
             norm="share",
         ),
         friction="first_service_not_booked",
-        fix=Fix("set", 1.0),
+        fix=Fix(kind="set", value=1.0),
     ),
     FeatureSpec(
-        "open_recall",
-        "service",
-        "recall_notice",
-        "flag",
-        "a recall notice is open with no repair order since",
-        True,
-        _SVC,
-        Wording(
-            "Open recall",
-            "a recall notice is open with no repair order booked",
+        name="open_recall",
+        stage="service",
+        touchpoint="recall_notice",
+        unit="flag",
+        description="a recall notice is open with no repair order since",
+        actionable=True,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="Open recall",
+            says="a recall notice is open with no repair order booked",
             zero="no open recall",
             unknown="recall status unknown",
         ),
         friction="open_recall",
-        fix=Fix("set", 0.0),
+        fix=Fix(kind="set", value=0.0),
     ),
     FeatureSpec(
-        "welcome_message_engaged",
-        "service",
-        "sms_replied",
-        "flag",
-        "the owner replied to or opened the welcome-to-service message since delivery",
-        False,
-        _SVC,
-        Wording(
-            "Welcome message answered",
-            "the owner replied to or opened the welcome-to-service message",
+        name="welcome_message_engaged",
+        stage="service",
+        touchpoint="sms_replied",
+        unit="flag",
+        description="the owner replied to or opened the welcome-to-service message since delivery",
+        actionable=False,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="Welcome message answered",
+            says="the owner replied to or opened the welcome-to-service message",
             zero="no reply to or open of the welcome-to-service message",
             unknown="welcome message engagement unknown",
         ),
     ),
     FeatureSpec(
-        "sales_csi_score",
-        "csi",
-        "csi_survey",
-        "score",
-        "the customer's sales satisfaction score (0-10), if answered",
-        False,
-        _SVC,
-        Wording(
-            "Sales satisfaction",
-            "sales satisfaction score {value} of 10",
+        name="sales_csi_score",
+        stage="csi",
+        touchpoint="csi_survey",
+        unit="score",
+        description="the customer's sales satisfaction score (0-10), if answered",
+        actionable=False,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="Sales satisfaction",
+            says="sales satisfaction score {value} of 10",
             unknown="no sales satisfaction survey answered",
-            standard="the group's median is {standard}",
+            standard=_GROUP_MEDIAN,
             norm="median",
         ),
     ),
     FeatureSpec(
-        "used_vehicle",
-        "delivery",
-        "vehicle_delivery",
-        "flag",
-        "the vehicle bought was used",
-        False,
-        _SVC,
-        Wording(
-            "Used vehicle",
-            "bought a used vehicle",
+        name="used_vehicle",
+        stage="delivery",
+        touchpoint="vehicle_delivery",
+        unit="flag",
+        description="the vehicle bought was used",
+        actionable=False,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="Used vehicle",
+            says="bought a used vehicle",
             zero="bought a new vehicle",
             unknown="vehicle condition unknown",
         ),
     ),
     FeatureSpec(
-        "prior_service_visits",
-        "service",
-        "repair_order_opened",
-        "count",
-        "repair orders this customer had before",
-        False,
-        _SVC,
-        Wording(
-            "Earlier repair orders",
-            "had {value} before this purchase",
+        name="prior_service_visits",
+        stage="service",
+        touchpoint="repair_order_opened",
+        unit="count",
+        description="repair orders this customer had before",
+        actionable=False,
+        tasks=("service_defection",),
+        wording=Wording(
+            label="Earlier repair orders",
+            says="had {value} before this purchase",
             zero="no repair order before this purchase",
             unknown="earlier repair orders unknown",
             noun=("repair order", "repair orders"),
@@ -861,75 +967,79 @@ FEATURES: tuple[FeatureSpec, ...] = (
     ),
     # --- context
     FeatureSpec(
-        "distance_to_rooftop_km",
-        "lead_intake",
-        "contact_preferences_set",
-        "km",
-        "distance from the customer's home to the rooftop",
-        False,
-        _ALL,
-        Wording(
-            "Distance from home",
-            "lives {value} from the rooftop",
+        name="distance_to_rooftop_km",
+        stage="lead_intake",
+        touchpoint="contact_preferences_set",
+        unit="km",
+        description="distance from the customer's home to the rooftop",
+        actionable=False,
+        tasks=TASKS,
+        wording=Wording(
+            label="Distance from home",
+            says="lives {value} from the rooftop",
             unknown="distance from home unknown",
-            standard="the group's median is {standard}",
+            standard=_GROUP_MEDIAN,
             norm="median",
         ),
     ),
     FeatureSpec(
-        "preferred_channel",
-        "lead_intake",
-        "contact_preferences_set",
-        "category",
-        "the customer's preferred contact channel",
-        False,
-        _ALL,
-        Wording(
-            "Preferred channel",
-            "prefers to be contacted by {value}",
+        name="preferred_channel",
+        stage="lead_intake",
+        touchpoint="contact_preferences_set",
+        unit="category",
+        description="the customer's preferred contact channel",
+        actionable=False,
+        tasks=TASKS,
+        wording=Wording(
+            label="Preferred channel",
+            says="prefers to be contacted by {value}",
             unknown="preferred channel unknown",
-            levels=_CHANNELS,
+            levels=(("sms", "text"), ("email", "email"), ("phone", "phone")),
         ),
     ),
     FeatureSpec(
-        "days_since_last_contact",
-        "response",
-        None,
-        "days",
-        "days since the dealer last reached out",
-        False,
-        ("no_show", "service_defection"),
-        Wording(
-            "Last contact",
-            "the dealer last reached out {value} ago",
+        name="days_since_last_contact",
+        stage="response",
+        touchpoint=None,
+        unit="days",
+        description="days since the dealer last reached out",
+        actionable=False,
+        tasks=("no_show", "service_defection"),
+        wording=Wording(
+            label="Last contact",
+            says="the dealer last reached out {value} ago",
             unknown="no outreach from the dealer on record",
-            standard="the group's median is {standard}",
+            standard=_GROUP_MEDIAN,
             norm="median",
         ),
     ),
     FeatureSpec(
-        "rooftop_id",
-        "lead_intake",
-        None,
-        "category",
-        "the rooftop",
-        False,
-        _ALL,
-        Wording("Rooftop", "at rooftop {value}", unknown="rooftop unknown"),
+        name="rooftop_id",
+        stage="lead_intake",
+        touchpoint=None,
+        unit="category",
+        description="the rooftop",
+        actionable=False,
+        tasks=TASKS,
+        wording=Wording(
+            label="Rooftop",
+            says="at rooftop {value}",
+            unknown="rooftop unknown",
+        ),
     ),
     FeatureSpec(
-        "marketing_source",
-        "research",
-        None,
-        "category",
-        "the marketing source or campaign",
-        False,
-        _ALL,
-        Wording(
-            "Marketing source",
-            "came from {value}",
+        name="marketing_source",
+        stage="research",
+        touchpoint=None,
+        unit="category",
+        description="the marketing source or campaign",
+        actionable=False,
+        tasks=TASKS,
+        wording=Wording(
+            label="Marketing source",
+            says="came from {value}",
             unknown="marketing source unknown",
-            levels=_SOURCES,
+            levels=SOURCE_PHRASES,
         ),
     ),
 )
@@ -965,12 +1075,42 @@ def frictions_for(task: Task) -> list[FrictionSpec]:
     return [_FRICTIONS[n] for n in names]
 
 
-def template_fields(template: str) -> list[str]:
-    """The field names of a wording template, in order (``value``, ``standard``, features)."""
-    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+def check_registry() -> None:
+    """Refuse (``ValueError``, or ``KeyError`` naming the unknown stage, touchpoint or
+    friction) a registry entry whose stage or touchpoint is not in the journey catalogue, a
+    feature name declared twice, a feature without complete wording, an actionable feature
+    without a known friction, a context feature with one, and a friction no feature fixes."""
+    for fr in FRICTION_SPECS:
+        _check_journey_place(fr.stage, fr.touchpoint)
+    _check_names_unique()
+    for f in FEATURES:
+        _check_journey_place(f.stage, f.touchpoint)
+        _check_wording_complete(f)
+        _check_wording_fields(f)
+        _check_friction(f)
+    for fr in FRICTION_SPECS:
+        if not any(f.friction == fr.name and f.fix is not None for f in FEATURES):
+            raise ValueError(f"friction {fr.name!r}: no feature expresses it with a fix")
 
 
-def _check_wording(f: FeatureSpec) -> None:
+def _check_journey_place(stage: str, touchpoint: str | None) -> None:
+    """KeyError for a stage or touchpoint the journey catalogue does not know."""
+    cat = catalogue()
+    cat.stage(stage)
+    if touchpoint is not None:
+        cat.event_type(touchpoint)
+
+
+def _check_names_unique() -> None:
+    seen: set[str] = set()
+    for f in FEATURES:
+        if f.name in seen:
+            raise ValueError(f"feature {f.name!r} is declared twice")
+        seen.add(f.name)
+
+
+def _check_wording_complete(f: FeatureSpec) -> None:
+    """The wording a feature's unit needs is there, and a standard has a norm."""
     w = f.wording
     if w is None:
         raise ValueError(f"feature {f.name!r} has no wording")
@@ -982,13 +1122,18 @@ def _check_wording(f: FeatureSpec) -> None:
         raise ValueError(f"feature {f.name!r}: a count needs a noun (singular, plural)")
     if (w.standard or (f.fix is not None and f.fix.value is None)) and w.norm is None:
         raise ValueError(f"feature {f.name!r}: a standard needs a norm")
+
+
+def _check_wording_fields(f: FeatureSpec) -> None:
+    """Every feature a template names (and the ``when`` condition's) is one of every task of
+    ``f``."""
+    w = f.wording
+    assert w is not None  # _check_wording_complete ran first
     templates = [w.says, w.zero, w.unknown, w.standard, w.when[2] if w.when else ""]
-    own = {"value", "standard"}
     for field in (x for t in templates for x in template_fields(t)):
-        if field in own:
+        if field in ("value", "standard"):
             continue
-        other = _BY_NAME.get(field)
-        if other is None or not set(f.tasks) <= set(other.tasks):
+        if not _serves_every_task_of(f, field):
             raise ValueError(
                 f"feature {f.name!r}: wording field {{{field}}} is not a feature of every "
                 f"task of {f.name!r}"
@@ -997,32 +1142,21 @@ def _check_wording(f: FeatureSpec) -> None:
         raise ValueError(f"feature {f.name!r}: wording condition on unknown feature")
 
 
-def check_registry() -> None:
-    """Refuse a registry entry whose stage or touchpoint is not in the journey catalogue, a
-    feature without complete wording, an actionable feature without a known friction, or a
-    context feature with one."""
-    cat = catalogue()
-    for fr in FRICTION_SPECS:
-        cat.stage(fr.stage)
-        if fr.touchpoint is not None:
-            cat.event_type(fr.touchpoint)
-    for f in FEATURES:
-        cat.stage(f.stage)
-        if f.touchpoint is not None:
-            cat.event_type(f.touchpoint)
-        _check_wording(f)
-        if f.actionable != (f.friction is not None):
-            raise ValueError(
-                f"feature {f.name!r}: actionable features, and only they, name a friction"
-            )
-        if f.friction is not None:
-            friction_spec(f.friction)
-        if f.fix is not None and f.friction is None:
-            raise ValueError(f"feature {f.name!r}: a fix belongs to a friction")
-        if f.fix is not None and f.fix.only_when is not None:
-            other = _BY_NAME.get(f.fix.only_when[0])
-            if other is None or not set(f.tasks) <= set(other.tasks):
-                raise ValueError(f"feature {f.name!r}: its fix depends on an unknown feature")
-    for fr in FRICTION_SPECS:
-        if not any(f.friction == fr.name and f.fix is not None for f in FEATURES):
-            raise ValueError(f"friction {fr.name!r}: no feature expresses it with a fix")
+def _check_friction(f: FeatureSpec) -> None:
+    """Actionable features, and only they, name a known friction; a fix belongs to one and
+    depends only on features of every task of ``f``."""
+    if f.actionable != (f.friction is not None):
+        raise ValueError(f"feature {f.name!r}: actionable features, and only they, name a friction")
+    if f.friction is not None:
+        friction_spec(f.friction)
+    if f.fix is not None and f.friction is None:
+        raise ValueError(f"feature {f.name!r}: a fix belongs to a friction")
+    only_when = f.fix.only_when if f.fix is not None else None
+    if only_when is not None and not _serves_every_task_of(f, only_when[0]):
+        raise ValueError(f"feature {f.name!r}: its fix depends on an unknown feature")
+
+
+def _serves_every_task_of(f: FeatureSpec, other: str) -> bool:
+    """Whether feature ``other`` exists and is a feature of every task of ``f``."""
+    spec = _BY_NAME.get(other)
+    return spec is not None and set(f.tasks) <= set(spec.tasks)

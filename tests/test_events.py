@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cjm_ml.cli import app
+from cjm_ml import events as events_module
+from cjm_ml.cli.main import app
 from cjm_ml.events import (
     EVENT_COLUMNS,
+    REQUIRED_COLUMNS,
     EventValidationError,
     catalogue,
     load_events,
@@ -225,3 +227,101 @@ def test_readme_lists_every_event_type() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     missing = [k for k in catalogue().event_type_keys if f"| `{k}` |" not in readme]
     assert missing == []
+
+
+def test_three_bad_rows_list_every_rule_broken_by_row_then_column() -> None:
+    rows = [
+        {**GOOD_ROW, "channel": "pigeon", "value": "lots"},
+        {**GOOD_ROW, "event_type": "", "ts": "2025-03-01 15:00", "attributes": "[1]"},
+        {**GOOD_ROW, "event_id": "e-3", "dealer_group_id": " ", "ts": "", "event_type": "teleport"},
+    ]
+    typed, violations = validate_events(pd.DataFrame(rows, dtype=str), "three.csv")
+    channels = ", ".join(catalogue().channels)
+    assert [str(v) for v in violations] == [
+        f"three.csv row 1, column 'channel': unknown channel; expected one of {channels} "
+        "(value 'pigeon'; rule channel_known)",
+        "three.csv row 1, column 'value': value must be a number (value 'lots'; rule "
+        "value_numeric)",
+        "three.csv row 2, column 'event_id': duplicate event_id, first seen on row 1 "
+        "(value 'e-1'; rule event_id_unique)",
+        "three.csv row 2, column 'ts': timestamp has no timezone; give it in UTC "
+        "(e.g. 2025-03-01T14:05:00Z) (value '2025-03-01 15:00'; rule ts_timezone)",
+        "three.csv row 2, column 'event_type': event_type is missing (value ''; rule "
+        "event_type_required)",
+        "three.csv row 2, column 'attributes': attributes must be a JSON object such as "
+        """{"appointment_id": "a-1"} (value '[1]'; rule attributes_json)""",
+        "three.csv row 3, column 'dealer_group_id': dealer_group_id is missing (value ' '; "
+        "rule dealer_group_id_required)",
+        "three.csv row 3, column 'ts': ts is missing (value ''; rule ts_required)",
+        "three.csv row 3, column 'event_type': unknown event type; see the catalogue in the "
+        "README (value 'teleport'; rule event_type_known)",
+    ]
+    assert typed.empty and list(typed.columns) == list(EVENT_COLUMNS)
+
+
+def test_three_clean_rows_are_typed_trimmed_and_sorted() -> None:
+    rows = [
+        {**GOOD_ROW, "event_type": " vdp_view ", "channel": " sms ", "source": "", "value": " 2 "},
+        {
+            **GOOD_ROW,
+            "event_id": "e-0",
+            "customer_id": "c-0",
+            "ts": "2025-03-01T10:00:00+02:00",
+            "attributes": '{"appointment_id": "a-1"}',
+        },
+        {**GOOD_ROW, "event_id": "e-2", "channel": "", "value": ""},
+    ]
+    typed, violations = validate_events(pd.DataFrame(rows, dtype=str))
+    assert violations == []
+    assert typed["event_id"].tolist() == ["e-0", "e-1", "e-2"]
+    assert typed["ts"].tolist() == [
+        pd.Timestamp("2025-03-01T08:00:00Z"),
+        pd.Timestamp("2025-03-01T14:05:00Z"),
+        pd.Timestamp("2025-03-01T14:05:00Z"),
+    ]
+    assert typed["event_type"].tolist() == ["lead_form", "vdp_view", "lead_form"]
+    assert typed["channel"].astype("string").tolist() == ["web", "sms", pd.NA]
+    assert typed["source"].astype("string").tolist() == ["oem_website", pd.NA, "oem_website"]
+    assert typed["value"].tolist()[:2] == [31500.0, 2.0] and pd.isna(typed["value"].iloc[2])
+    assert typed["attributes"].tolist() == ['{"appointment_id": "a-1"}', pd.NA, pd.NA]
+
+
+def test_optional_columns_may_be_absent() -> None:
+    required = {c: GOOD_ROW[c] for c in REQUIRED_COLUMNS}
+    typed, violations = validate_events(pd.DataFrame([required], dtype=str))
+    assert violations == []
+    assert list(typed.columns) == list(EVENT_COLUMNS)
+    assert typed[["channel", "source", "vehicle_id", "value", "attributes"]].isna().all().all()
+
+
+def test_missing_required_columns_are_all_reported_and_nothing_else_is_checked() -> None:
+    row = {**GOOD_ROW, "channel": "pigeon"}
+    del row["ts"], row["event_id"]
+    typed, violations = validate_events(pd.DataFrame([row], dtype=str), "two.csv")
+    assert [(v.row, v.column, v.value, v.rule) for v in violations] == [
+        (None, "event_id", "<absent>", "required_column"),
+        (None, "ts", "<absent>", "required_column"),
+    ]
+    assert str(violations[0]) == (
+        "two.csv, column 'event_id': required column is missing (value <absent>; rule "
+        "required_column)"
+    )
+    assert typed.empty
+
+
+def test_a_long_report_lists_the_first_violations_and_counts_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events_module, "MAX_REPORTED_VIOLATIONS", 2)
+    rows = [{**GOOD_ROW, "event_id": f"e-{i}", "value": f"lots-{i}"} for i in range(3)]
+    _, violations = validate_events(pd.DataFrame(rows, dtype=str), "long.csv")
+    error = EventValidationError(violations)
+    assert error.violations == violations
+    assert str(error) == (
+        "3 violation(s):\n"
+        "long.csv row 1, column 'value': value must be a number (value 'lots-0'; rule "
+        "value_numeric)\n"
+        "long.csv row 2, column 'value': value must be a number (value 'lots-1'; rule "
+        "value_numeric)\n"
+        "... and 1 more violations"
+    )

@@ -1,12 +1,13 @@
 """Friction drivers: TreeSHAP contributions in dealer language, the what-if and the fix to try.
 
-``DriverExplainer`` wraps a trained ``RiskModel``. For each scored instance it takes LightGBM's
-native TreeSHAP contributions (``pred_contrib=True``), adds up the features that express the
-same friction into one driver (the response features into "slow first reply"), ranks the
-drivers that push the risk up and those that pull it down, renders each as a sentence from the
-feature registry (the value in dealer terms, the group's standard, the journey stage and
-touchpoint, and the driver's share of the risk), predicts the risk with each actionable friction
-removed (the what-if), and picks the playbook's action for the top actionable friction.
+``DriverExplainer`` wraps a model artifact (``cjm_ml.artifact.ModelArtifact``). For each scored
+instance it takes LightGBM's native TreeSHAP contributions (``pred_contrib=True``), adds up the
+features that express the same friction into one driver (the response features into "slow first
+reply"), ranks the drivers that push the risk up and those that pull it down, renders each as a
+sentence from the feature registry (the value in dealer terms, the group's standard, the
+journey stage and touchpoint, and the driver's share of the risk), predicts the risk with each
+actionable friction removed (the what-if), and picks the playbook's action for the top
+actionable friction.
 
 Units. Contributions are reported on the calibrated log-odds scale (LightGBM's raw SHAP values
 times the Platt slope), so the base value plus the contributions is the calibrated log-odds of
@@ -20,29 +21,21 @@ One code path serves one instance (the API: a dict in, microseconds of numpy) an
 
 from __future__ import annotations
 
-import json
-import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import expit
 
+from cjm_ml.artifact import ModelArtifact
 from cjm_ml.events import catalogue
-from cjm_ml.registry import (
-    FRICTION_SPECS,
-    FeatureSpec,
-    feature_spec,
-    features_for,
-    friction_spec,
-)
+from cjm_ml.explain.playbook import Play, load_playbook, recommended_action
+from cjm_ml.explain.render import Renderer, ValueSource, with_standard
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.training.model import RiskModel
+from cjm_ml.registry import feature_spec, features_for, friction_spec
 
 DriverKind = Literal["friction", "context"]
 Direction = Literal["up", "down"]
@@ -85,282 +78,6 @@ def drivers_for(task: Task) -> list[DriverSpec]:
                 fr.name, fr.label, "friction", fr.stage, fr.touchpoint, (f.name,)
             )
     return list(out.values())
-
-
-# ------------------------------------------------------------------------------ playbook
-class Play(BaseModel):
-    """The playbook's answer to one friction: what to do, on which channel, how soon, by whom."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    action: str = Field(min_length=1)
-    channel: str = Field(min_length=1)
-    urgency: Literal["now", "today", "this_week"]
-    owner: Literal["BDC", "sales_manager", "service_advisor", "service_manager"]
-
-
-def load_playbook(path: Path | None = None) -> dict[str, Play]:
-    """The playbook (``cjm_ml/data/playbook.json``, or a JSON file of the same shape): friction
-    name -> ``Play``. Keys starting with ``_`` are comments. Refuses an entry for an unknown
-    friction, a friction without an entry, or a bad field, naming the file, friction and field."""
-    where = str(path) if path is not None else "playbook.json (embedded)"
-    if path is None:
-        text = resources.files("cjm_ml.data").joinpath("playbook.json").read_text()
-    else:
-        text = Path(path).read_text()
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a JSON object of friction -> play")
-    known = {f.name for f in FRICTION_SPECS}
-    plays: dict[str, Play] = {}
-    for name, entry in raw.items():
-        if name.startswith("_"):
-            continue
-        if name not in known:
-            raise ValueError(
-                f"{where}: unknown friction {name!r}; known: {', '.join(sorted(known))}"
-            )
-        try:
-            plays[name] = Play.model_validate(entry)
-        except ValidationError as exc:
-            fields = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ValueError(f"{where}: friction {name!r}: {fields}") from exc
-    missing = sorted(known - set(plays))
-    if missing:
-        raise ValueError(f"{where}: no play for friction(s) {', '.join(missing)}")
-    return plays
-
-
-def recommended_action(friction: str, playbook: Mapping[str, Play]) -> Play:
-    """The playbook's play for a friction; raises KeyError naming a friction it lacks."""
-    try:
-        return playbook[friction]
-    except KeyError:
-        raise KeyError(f"the playbook has no play for friction {friction!r}") from None
-
-
-# ------------------------------------------------------------------------------ formatting
-def _ints(v: np.ndarray) -> np.ndarray:
-    return np.rint(v).astype(np.int64).astype(str).astype(object)
-
-
-def _plural(n: np.ndarray, noun: tuple[str, str]) -> np.ndarray:
-    return np.where(np.rint(n) == 1, noun[0], noun[1]).astype(object)
-
-
-def _minutes(v: np.ndarray) -> np.ndarray:
-    m = np.rint(v).astype(np.int64)
-    h, rest = np.divmod(m, 60)
-    hm = _ints(h) + " h" + np.where(rest == 0, "", " " + _ints(rest) + " min").astype(object)
-    days = _ints(m / 1440) + " days"
-    return np.where(
-        m < 1, "under a minute", np.where(m < 60, _ints(m) + " min", np.where(m < 2880, hm, days))
-    ).astype(object)
-
-
-def _days(v: np.ndarray) -> np.ndarray:
-    hours = np.rint(v * 24)
-    return np.where(
-        v < 1 / 24,
-        "under an hour",
-        np.where(
-            hours < 24,
-            _ints(hours) + " h",
-            np.where(v < 1.5, "1 day", _ints(v) + " days"),
-        ),
-    ).astype(object)
-
-
-def _km(v: np.ndarray) -> np.ndarray:
-    return np.where(v < 1, "under 1 km", _ints(v) + " km").astype(object)
-
-
-def _score(v: np.ndarray) -> np.ndarray:
-    return np.char.mod("%g", np.round(v, 1)).astype(object)
-
-
-def _categories(v: np.ndarray, levels: Mapping[str, str]) -> np.ndarray:
-    uniques, inverse = np.unique(v.astype(str), return_inverse=True)
-    words = np.array([levels.get(u, u.replace("_", " ")) for u in uniques], dtype=object)
-    return words[inverse.reshape(-1)]
-
-
-def format_values(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
-    """Known values of a feature in dealer terms ("3 h 10 min", "9 days", "2 texts", "48 km",
-    "text"), vectorised; an object array of strings."""
-    w = spec.wording
-    assert w is not None
-    if spec.unit == "category":
-        return _categories(np.asarray(values, dtype=object), dict(w.levels))
-    v = np.asarray(values, dtype=float)
-    if spec.unit == "minutes":
-        return _minutes(v)
-    if spec.unit == "days":
-        return _days(v)
-    if spec.unit == "km":
-        return _km(v)
-    if spec.unit == "count":
-        return _ints(v) + " " + _plural(v, w.noun)
-    if spec.unit == "flag":
-        return np.where(v > 0.5, "yes", "no").astype(object)
-    return _score(v)
-
-
-def format_standard(spec: FeatureSpec, norm: float) -> str:
-    """A feature's group norm in dealer terms: a share as a percentage, the response standard
-    in minutes, a median in the feature's unit."""
-    w = spec.wording
-    assert w is not None
-    arr = np.array([norm], dtype=float)
-    if w.norm == "share":
-        return f"{round(norm * 100)}%"
-    if w.norm == "sla":
-        return str(_minutes(arr)[0])
-    if spec.unit == "count":
-        return str(np.char.mod("%g", np.round(arr, 1))[0])
-    return str(format_values(spec, arr)[0])
-
-
-def _missing(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
-    """Where the values are unknown: NaN, or a category's missing or ``unknown`` level."""
-    if spec.unit == "category":
-        v = np.asarray(values, dtype=object)
-        return np.asarray(pd.isna(v) | (v == "unknown"), dtype=bool)
-    return np.isnan(np.asarray(values, dtype=float))
-
-
-#: Feature values for rendering: (feature name, row positions) -> that feature's values there.
-ValueSource = Callable[[str, np.ndarray], np.ndarray]
-
-
-def _compile(template: str) -> list[tuple[str, str | None]]:
-    return [(lit, fld) for lit, fld, _, _ in string.Formatter().parse(template)]
-
-
-def _upper_first(text: np.ndarray) -> np.ndarray:
-    return np.array([t[:1].upper() + t[1:] for t in text], dtype=object)
-
-
-class _Renderer:
-    """Phrases for one task's features, from the registry's wording (vectorised)."""
-
-    def __init__(self, task: Task, norms: Mapping[str, float]) -> None:
-        self.specs = {f.name: f for f in features_for(task)}
-        self.norm_text = {
-            name: format_standard(self.specs[name], v)
-            for name, v in norms.items()
-            if name in self.specs
-        }
-        self.clause: dict[str, list[tuple[str, str | None]]] = {}
-        self.templates: dict[str, tuple[list[tuple[str, str | None]], ...]] = {}
-        for f in self.specs.values():
-            w = f.wording
-            assert w is not None  # check_registry guarantees it
-            if w.standard and f.name in self.norm_text:
-                self.clause[f.name] = _compile(w.standard)
-            self.templates[f.name] = tuple(
-                _compile(t) for t in (w.says, w.zero, w.unknown, w.when[2] if w.when else "")
-            )
-
-    def _fill(
-        self,
-        parts: list[tuple[str, str | None]],
-        feature: str,
-        rows: np.ndarray,
-        source: ValueSource,
-        capital: bool,
-    ) -> np.ndarray:
-        out: Any = np.full(len(rows), "", dtype=object)
-        for k, (lit, fld) in enumerate(parts):
-            if lit:
-                out = out + (lit[:1].upper() + lit[1:] if capital and k == 0 else lit)
-            if fld is None:
-                continue
-            if fld == "standard":
-                out = out + self.norm_text.get(feature, "the group's usual")
-                continue
-            name = feature if fld == "value" else fld
-            spec = self.specs[name]
-            vals = source(name, rows)
-            miss = _missing(spec, vals)
-            text = np.full(len(rows), "unknown", dtype=object)
-            if (~miss).any():
-                text[~miss] = format_values(spec, vals[~miss])
-            if capital and k == 0 and not lit:
-                text = _upper_first(text)
-            out = out + text
-        return np.asarray(out, dtype=object)
-
-    def phrase(
-        self, feature: str, rows: np.ndarray, source: ValueSource, capital: bool = False
-    ) -> np.ndarray:
-        """The feature's phrase for each row, with its comparison with the group appended."""
-        spec = self.specs[feature]
-        w = spec.wording
-        assert w is not None
-        vals = source(feature, rows)
-        miss = _missing(spec, vals)
-        choice = np.zeros(len(rows), dtype=np.int64)  # 0 says, 1 zero, 2 unknown, 3 when
-        if spec.unit in ("flag", "count"):
-            numbers = np.asarray(vals, dtype=float)
-            choice[~miss & (np.rint(np.nan_to_num(numbers, nan=1.0)) == 0)] = 1
-        if w.when is not None:
-            other, value, _ = w.when
-            choice[np.asarray(source(other, rows), dtype=float) == value] = 3
-        choice[miss] = 2
-        out = np.empty(len(rows), dtype=object)
-        for k, parts in enumerate(self.templates[feature]):
-            m = choice == k
-            if m.any():
-                out[m] = self._fill(parts, feature, rows[m], source, capital)
-        clause = self.clause.get(feature)
-        if clause is not None and (~miss).any():
-            out[~miss] = out[~miss] + "; " + self._fill(clause, feature, rows[~miss], source, False)
-        return out
-
-
-def _with_standard(
-    task: Task, norms: Mapping[str, float] | None, params: TaskParams
-) -> dict[str, float]:
-    """``norms`` plus the group's response standard for the features compared with it."""
-    out = dict(norms or {})
-    for f in features_for(task):
-        if f.wording is not None and f.wording.norm == "sla":
-            out.setdefault(f.name, float(params.response_sla_minutes))
-    return out
-
-
-def feature_phrases(
-    table: pd.DataFrame,
-    task: Task,
-    feature: str,
-    norms: Mapping[str, float] | None = None,
-    params: TaskParams | None = None,
-) -> pd.Series:
-    """How ``feature`` reads for each row of ``table`` (a feature table of ``task``): its value
-    in dealer terms and its comparison with the group (``norms``, e.g. ``group_norms``; the
-    response standard comes from ``params``). Refuses a feature the task does not have, or a
-    table missing a column the wording reads, by name."""
-    if feature not in {f.name for f in features_for(task)}:
-        raise KeyError(f"{task} has no feature {feature!r}")
-    renderer = _Renderer(task, _with_standard(task, norms, params or TaskParams()))
-
-    def source(name: str, rows: np.ndarray) -> np.ndarray:
-        if name not in table.columns:
-            raise ValueError(
-                f"{task}: the table lacks {name}, which the wording of {feature} reads"
-            )
-        col = table[name]
-        if feature_spec(name).unit == "category":
-            return col.astype("string").fillna("unknown").to_numpy(dtype=object)[rows]
-        return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)[rows]
-
-    text = renderer.phrase(feature, np.arange(len(table)), source, capital=True)
-    return pd.Series(text, index=table.index, dtype=object, name=feature)
 
 
 # ------------------------------------------------------------------------------ results
@@ -438,16 +155,17 @@ class _Core:
 
 # ------------------------------------------------------------------------------ explainer
 class DriverExplainer:
-    """Explains a ``RiskModel``'s scores in dealer language (see the module docstring).
+    """Explains a model artifact's scores in dealer language (see the module docstring).
 
-    ``norms`` are the group's comparison values (``group_norms`` of a reference table, e.g.
-    the training data); without them only the response standard from ``params`` is quoted.
+    ``norms`` are the group's comparison values (default: those the artifact carries, computed
+    at training time); ``params`` the task parameters whose response standard is quoted
+    (default: those the model was trained with).
     ``threads`` is LightGBM's thread count for batch contributions (one row uses one).
     """
 
     def __init__(
         self,
-        model: RiskModel,
+        model: ModelArtifact,
         norms: Mapping[str, float] | None = None,
         *,
         params: TaskParams | None = None,
@@ -456,8 +174,8 @@ class DriverExplainer:
     ) -> None:
         self.model = model
         self.task: Task = model.task
-        self.params = params or TaskParams()
-        self.norms = _with_standard(self.task, norms, self.params)
+        self.params = params or model.task_params
+        self.norms = with_standard(self.task, model.norms_ if norms is None else norms, self.params)
         self.playbook = dict(playbook) if playbook is not None else load_playbook()
         self.threads = threads
         self.features = model.features
@@ -467,15 +185,11 @@ class DriverExplainer:
         for g, d in enumerate(self.drivers):
             for name in d.features:
                 self.membership[self.index[name], g] = 1.0
-        self.levels = {
-            name: {level: code for code, level in enumerate(levels)}
-            for name, levels in model.categories_.items()
-        }
         self.fixes = {d.key: self._fixes(d) for d in self.drivers if d.kind == "friction"}
         for fr in {d.key for d in self.drivers if d.kind == "friction"}:
             recommended_action(fr, self.playbook)
         self.actionable = np.array([d.kind == "friction" for d in self.drivers])
-        self.renderer = _Renderer(self.task, self.norms)
+        self.renderer = Renderer(self.task, self.norms)
         cat = catalogue()
         self.stage_labels = {s.key: s.label for s in cat.stages}
         self.touchpoint_labels = {e.key: e.label for e in cat.event_types}
@@ -504,9 +218,10 @@ class DriverExplainer:
             if value is None:
                 value = self.norms[name]
             if spec.unit == "category":
-                if str(value) not in self.levels.get(name, {}):
+                codes = self.model.level_codes(name)
+                if str(value) not in codes:
                     continue  # the model never saw the fixed level: leave the feature as is
-                code = float(self.levels[name][str(value)])
+                code = codes[str(value)]
             else:
                 code = float(value)
             cond, cond_value = -1, np.nan
@@ -523,33 +238,11 @@ class DriverExplainer:
         return np.ascontiguousarray(self.model.encode(table), dtype=float)
 
     def encode_row(self, row: Mapping[str, Any]) -> np.ndarray:
-        """One instance (feature name -> value) as a 1-row model input, without pandas.
-        Refuses a row missing a feature or with a non-numeric value, naming the feature."""
-        x = np.empty((1, len(self.features)))
-        for j, name in enumerate(self.features):
-            if name not in row:
-                raise ValueError(f"{self.task}: the instance lacks feature {name!r}")
-            value = row[name]
-            levels = self.levels.get(name)
-            if levels is not None:
-                code = None if value is None or value is pd.NA else levels.get(str(value))
-                x[0, j] = np.nan if code is None else code
-                continue
-            try:
-                x[0, j] = np.nan if value is None or value is pd.NA else float(value)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{self.task}: feature {name!r} must be a number, got {value!r}"
-                ) from None
-        return x
+        """One instance (feature name -> value) as a 1-row model input, without pandas
+        (``ModelArtifact.encode_row``)."""
+        return self.model.encode_row(row)
 
     # -------------------------------------------------------------------------- numbers
-    def _predict_raw(self, x: np.ndarray) -> np.ndarray:
-        threads = 1 if len(x) < 64 else self.threads
-        return np.asarray(
-            self.model.booster_.predict(x, raw_score=True, num_threads=threads), dtype=float
-        )
-
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """LightGBM's native TreeSHAP values on the raw log-odds scale: (rows, features + 1),
         the last column the base value; each row sums to the raw score."""
@@ -560,15 +253,15 @@ class DriverExplainer:
 
     def _core(self, x: np.ndarray) -> _Core:
         contrib = self.contributions(x)
-        slope, intercept = self.model.calibration_
+        slope = self.model.calibration_[0]
         raw = contrib.sum(axis=1)
         base = contrib[:, -1]
         phi = contrib[:, :-1] * slope
         return _Core(
             raw=raw,
             base=base,
-            risk=np.asarray(expit(slope * raw + intercept), dtype=float),
-            base_risk=np.asarray(expit(slope * base + intercept), dtype=float),
+            risk=self.model.calibrate(raw),
+            base_risk=self.model.calibrate(base),
             phi=phi,
             grouped=phi @ self.membership,
         )
@@ -610,7 +303,7 @@ class DriverExplainer:
 
     def risk(self, x: np.ndarray) -> np.ndarray:
         """The calibrated risk of each row of an encoded matrix (plain prediction)."""
-        return self.model.calibrate(self._predict_raw(x))
+        return self.model.calibrate(self.model.raw_of(x))
 
     def what_if(self, x: np.ndarray, friction: str) -> np.ndarray:
         """The calibrated risk of each row of ``x`` with the friction removed."""

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import shap
 
-from cjm_ml.explain.drivers import DriverExplainer, format_values
-from cjm_ml.registry import feature_spec
+from cjm_ml.explain.drivers import DriverExplainer
+from cjm_ml.formatting import format_values
 from cjm_ml.io import atomic_path
+from cjm_ml.registry import feature_spec
 
 #: Instances drawn in a beeswarm (a random sample beyond this; the picture is the same).
 BEESWARM_SAMPLE = 4000

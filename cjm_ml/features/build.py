@@ -22,10 +22,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cjm_ml.features.instances import LEAD_TYPES
-from cjm_ml.registry import features_for
-from cjm_ml.features.timeline import NS_DAY, NS_MIN, STRING, Columns, Timeline, Window, to_ns
+from cjm_ml.features.timeline import NS_DAY, STRING, Columns, Timeline, Window, to_ns
 from cjm_ml.params import Task, TaskParams
+from cjm_ml.registry import features_for
+from cjm_ml.rules import (
+    LEAD_TYPES,
+    REPLIES,
+    answered_live,
+    first_response_minutes,
+    responded_within_sla,
+)
 
 #: Up to this many values, Python beats a vectorised call's fixed cost.
 _FEW = 100
@@ -44,7 +50,6 @@ OUTREACH = (
     "recall_notice",
     "mpi_sent",
 )
-REPLIES = ("outbound_call", "sms_sent", "email_sent")
 #: The customer engaging with a dealer message: a text reply or an email opened.
 ENGAGEMENT = ("sms_replied", "email_opened")
 _REQUIRED = (
@@ -229,14 +234,14 @@ def _lead_leakage(
     cols["prior_leads"] = Timeline.count(tl.positions(*LEAD_TYPES), before_lead).astype(float)
     # The lead event itself: an inbound call picked up live is its own first reply.
     lead_pos = Timeline.first(tl.positions(*LEAD_TYPES), since_lead)
-    answered_live = _is(lead_type, "call") & (tl.value_at(lead_pos) > 0)
+    live = answered_live(lead_type, tl.value_at(lead_pos))
     first_reply = Timeline.first(tl.positions(*REPLIES), since_lead)
-    replied = answered_live | (first_reply >= 0)
-    waited_ns = np.where(first_reply >= 0, tl.ts_at(first_reply), pit.cutoff) - pit.anchor
-    cols["first_response_minutes"] = np.where(answered_live, 0.0, waited_ns / NS_MIN)
+    replied = live | (first_reply >= 0)
+    minutes = first_response_minutes(pit.anchor, tl.ts_at(first_reply), live, pit.cutoff)
+    cols["first_response_minutes"] = minutes
     cols["responded_before_cutoff"] = replied.astype(float)
-    cols["responded_within_sla"] = (
-        replied & (cols["first_response_minutes"] <= params.response_sla_minutes)
+    cols["responded_within_sla"] = responded_within_sla(
+        minutes, replied, params.response_sla_minutes
     ).astype(float)
     for name, etype in (
         ("outbound_calls", "outbound_call"),
@@ -251,7 +256,7 @@ def _lead_leakage(
     calls = tl.positions("outbound_call")
     talked = Timeline.count(calls[tl.value[calls] > 0], since_lead)
     customer_replies = Timeline.count(tl.positions("sms_replied", "email_opened"), since_lead)
-    cols["customer_engaged"] = (answered_live | (talked > 0) | (customer_replies > 0)).astype(float)
+    cols["customer_engaged"] = (live | (talked > 0) | (customer_replies > 0)).astype(float)
     created = Timeline.count(tl.positions("crm_task_created"), since_lead)
     completed = Timeline.count(tl.positions("crm_task_completed"), since_lead)
     cols["crm_tasks_open"] = np.maximum(created - completed, 0).astype(float)

@@ -41,9 +41,8 @@ from cjm_ml.features.timeline import (
     to_timestamps,
 )
 from cjm_ml.params import Task, TaskParams
+from cjm_ml.rules import BOOKING_TYPES, LEAD_TYPES, service_bookings
 
-LEAD_TYPES = ("lead_form", "lead_call", "lead_chat", "lead_third_party")
-BOOKING_TYPES = ("appointment_set", "service_appointment_set", "appointment_rescheduled")
 INSTANCE_COLUMNS = (
     "instance_id",
     "customer_id",
@@ -237,24 +236,15 @@ def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _
 
 
 def _service_bookings(tl: Timeline, pos: np.ndarray, ids: Any) -> np.ndarray:
-    """Whether each booking at ``pos`` (appointment ``ids``) is a service appointment. A
-    reschedule keeps the kind of the booking it moves (``rescheduled_from``), along chains."""
+    """Whether each booking at ``pos`` (appointment ``ids``) is a service appointment
+    (``rules.service_bookings``: a reschedule keeps the kind of the booking it moves)."""
     service = tl.etype[pos] == tl.event_type_code("service_appointment_set")
     moved = np.flatnonzero(tl.etype[pos] == tl.event_type_code("appointment_rescheduled"))
     if not len(moved):
         return service
-    parent = pc.index_in(
-        tl.attribute_array(pos[moved], "rescheduled_from"), value_set=pa.array(ids)
-    )
-    parent = pc.fill_null(parent, -1).to_numpy(zero_copy_only=False)
-    found = parent >= 0
-    for _ in range(len(moved)):  # each pass settles one more link of the longest chain
-        updated = service.copy()
-        updated[moved[found]] = service[parent[found]]
-        if np.array_equal(updated, service):
-            break
-        service = updated
-    return service
+    moved_from = np.full(len(pos), None, dtype=object)
+    moved_from[moved] = tl.attribute_array(pos[moved], "rescheduled_from").to_pylist()
+    return service_bookings(ids, moved_from, service)
 
 
 def _parse_moments(texts: pa.Array) -> pd.DatetimeIndex:

@@ -8,14 +8,18 @@ one ``Timeline``.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 
 import pandas as pd
 
 from cjm_ml.features.build import BUILDERS, feature_columns
 from cjm_ml.features.instances import build_instances, open_instance_columns
-from cjm_ml.registry import features_for
 from cjm_ml.features.timeline import Columns, Timeline
 from cjm_ml.params import Task, TaskParams
+from cjm_ml.registry import features_for
+
+log = logging.getLogger(__name__)
 
 
 def build_feature_table(
@@ -67,3 +71,14 @@ def feature_table_metadata(table: pd.DataFrame, task: Task, params: TaskParams) 
         "label_rate": f"{labelled.astype(float).mean():.4f}" if len(labelled) else "nan",
         "cutoff_range": json.dumps([str(table["cutoff_ts"].min()), str(table["cutoff_ts"].max())]),
     }
+
+
+def feature_table_params(metadata: Mapping[str, str]) -> TaskParams:
+    """The windows and standards a feature table was built with, from its file's metadata
+    (as ``feature_table_metadata`` wrote it): training carries them into the model artifact.
+    A file without them (not written by ``cjm features``) gets the embedded defaults, with a
+    warning. Raises ``ValueError`` for parameters that do not validate."""
+    if "params" not in metadata:
+        log.warning("the feature table carries no task parameters; using the embedded defaults")
+        return TaskParams()
+    return TaskParams.model_validate_json(metadata["params"])

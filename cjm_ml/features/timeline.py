@@ -73,56 +73,21 @@ class Timeline:
     """
 
     def __init__(self, events: pd.DataFrame, until: pd.Timestamp | None = None) -> None:
-        missing = [
-            c
-            for c in (*REQUIRED_COLUMNS, "channel", "value", "attributes", "vehicle_id")
-            if c not in events.columns
-        ]
-        if missing:
-            raise MissingColumnsError(f"events table is missing column(s): {', '.join(missing)}")
+        _require_columns(events)
         self._type_codes, self._channel_codes = _catalogue_codes()
-        ts = to_ns(events["ts"])
-        rows: np.ndarray | None = None  # the rows indexed, when not all of them
-        if until is not None:
-            kept = ts < timestamp_ns(until)
-            if not kept.all():
-                rows = np.flatnonzero(kept)
-                ts = ts[rows]
-        customer = events["customer_id"]
-        self._customers_categorical = isinstance(customer.dtype, pd.CategoricalDtype)
-        if self._customers_categorical:
-            cust_codes = _subset(np.asarray(customer.array.codes, dtype=np.int64), rows)
-            self._customer_values: Any = customer.cat.categories
-        else:
-            cust_codes, self._customer_values = _factorize(_subset(customer.array, rows))
-        etype = _subset(_codes(events["event_type"], self._type_codes), rows)
-        if (etype < 0).any():
-            first = int(np.flatnonzero(etype < 0)[0])
-            row = first if rows is None else int(rows[first])
-            bad = events["event_type"].astype("string").iloc[row]
-            raise ValueError(f"unknown event type {bad!r}; validate the events first")
+        ts, rows = _indexed_times(events["ts"], until)  # rows: those indexed, None for all
+        self._customer_values: Any
+        cust_codes, self._customer_values, self._customers_categorical = _customer_codes(
+            events["customer_id"], rows
+        )
+        etype = _event_type_codes(events["event_type"], self._type_codes, rows)
         self._n_types = len(self._type_codes)
         n_customers = len(self._customer_values) + 1
         self._clock = _Clock(ts, n_customers=n_customers, n_types=self._n_types)
         key = (cust_codes * self._clock.span + self._clock.tick(ts)) * self._n_types + etype
         local = np.argsort(key, kind="stable")  # positions in the indexed rows
         key = key[local]
-        # Same customer, time and type: order by channel, value, then id, so input order
-        # never decides which of two simultaneous events is "first".
-        tie = np.flatnonzero(key[1:] == key[:-1])
-        if len(tie):
-            members = np.unique(np.concatenate([tie, tie + 1]))
-            rows_of = local[members] if rows is None else rows[local[members]]
-            sub = events.iloc[rows_of]
-            sub_order = np.lexsort(
-                (
-                    sub["event_id"].astype("string").to_numpy(dtype=str),
-                    np.nan_to_num(sub["value"].to_numpy(dtype=float), nan=np.inf),
-                    _codes(sub["channel"], self._channel_codes),
-                    key[members],
-                )
-            )
-            local[members] = local[members][sub_order]
+        local = _order_ties(local, key, events, rows, self._channel_codes)
         self.order = local if rows is None else rows[local]
         self.key = key
         self.cust = cust_codes[local]
@@ -352,6 +317,83 @@ class Timeline:
             return values.take(pa.array(rows))
         at = codes[rows]
         return values.take(pa.array(at, mask=at < 0))
+
+
+#: The columns a Timeline reads: the event model's required ones and these optional ones.
+_READ_COLUMNS = (*REQUIRED_COLUMNS, "channel", "value", "attributes", "vehicle_id")
+
+
+def _require_columns(events: pd.DataFrame) -> None:
+    """Refuse (``MissingColumnsError``, naming them) a table without the columns read."""
+    missing = [c for c in _READ_COLUMNS if c not in events.columns]
+    if missing:
+        raise MissingColumnsError(f"events table is missing column(s): {', '.join(missing)}")
+
+
+def _indexed_times(
+    ts: pd.Series, until: pd.Timestamp | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The times (ns) of the events to index, those strictly before ``until``, and their rows
+    (``None`` when every row is indexed); refuses a naive ``until``."""
+    ns = to_ns(ts)
+    if until is not None:
+        kept = ns < timestamp_ns(until)
+        if not kept.all():
+            rows = np.flatnonzero(kept)
+            return ns[rows], rows
+    return ns, None
+
+
+def _customer_codes(customer: pd.Series, rows: np.ndarray | None) -> tuple[np.ndarray, Any, bool]:
+    """The indexed rows' customer codes, the customer ids by code, and whether those are a
+    categorical's levels (the column's own codes are used then)."""
+    if isinstance(customer.dtype, pd.CategoricalDtype):
+        codes = _subset(np.asarray(customer.array.codes, dtype=np.int64), rows)
+        return codes, customer.cat.categories, True
+    codes, values = _factorize(_subset(customer.array, rows))
+    return codes, values, False
+
+
+def _event_type_codes(
+    event_type: pd.Series, type_codes: dict[str, int], rows: np.ndarray | None
+) -> np.ndarray:
+    """The indexed rows' event type codes; refuses (``ValueError``, naming it) a type the
+    catalogue does not know."""
+    codes = _subset(_codes(event_type, type_codes), rows)
+    if (codes < 0).any():
+        first = int(np.flatnonzero(codes < 0)[0])
+        row = first if rows is None else int(rows[first])
+        bad = event_type.astype("string").iloc[row]
+        raise ValueError(f"unknown event type {bad!r}; validate the events first")
+    return codes
+
+
+def _order_ties(
+    local: np.ndarray,
+    key: np.ndarray,
+    events: pd.DataFrame,
+    rows: np.ndarray | None,
+    channel_codes: dict[str, int],
+) -> np.ndarray:
+    """``local`` (indexed positions sorted by ``key``) with events of the same customer, time
+    and type ordered by channel, value, then id, so input order never decides which of two
+    simultaneous events is "first". Reorders ``local`` in place and returns it."""
+    tie = np.flatnonzero(key[1:] == key[:-1])
+    if not len(tie):
+        return local
+    members = np.unique(np.concatenate([tie, tie + 1]))
+    rows_of = local[members] if rows is None else rows[local[members]]
+    sub = events.iloc[rows_of]
+    sub_order = np.lexsort(
+        (
+            sub["event_id"].astype("string").to_numpy(dtype=str),
+            np.nan_to_num(sub["value"].to_numpy(dtype=float), nan=np.inf),
+            _codes(sub["channel"], channel_codes),
+            key[members],
+        )
+    )
+    local[members] = local[members][sub_order]
+    return local
 
 
 @cache

@@ -1,10 +1,8 @@
 """The journey map: analytics on the canonical events and the HTML report built from them."""
 
 from cjm_ml.journey.analytics import (
-    GROUP,
     KPIS,
     POST_SALE_STEPS,
-    JourneyRules,
     journey_ends,
     journey_flows,
     post_sale_journey,
@@ -15,6 +13,7 @@ from cjm_ml.journey.analytics import (
     top_paths,
     transitions,
 )
+from cjm_ml.rules import GROUP, JourneyRules
 
 __all__ = [
     "GROUP",

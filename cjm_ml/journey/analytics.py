@@ -38,18 +38,25 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 
 from cjm_ml.events import catalogue
-from cjm_ml.features.build import REPLIES
-from cjm_ml.features.instances import LEAD_TYPES, NoInstancesError, build_instances
-from cjm_ml.features.timeline import NS_DAY, NS_HOUR, NS_MIN, Timeline, to_ns
+from cjm_ml.features.instances import NoInstancesError, build_instances
+from cjm_ml.features.timeline import NS_DAY, NS_HOUR, Timeline, to_ns
 from cjm_ml.params import Task, TaskParams
+from cjm_ml.rules import (
+    GROUP,
+    LEAD_TYPES,
+    REPLIES,
+    UNKNOWN_SOURCE,
+    JourneyRules,
+    KpiUnit,
+    answered_live,
+    first_response_minutes,
+    responded_within_sla,
+    service_bookings,
+    worse_than_group,
+)
 
-#: ``rooftop_id`` of the rows that pool the whole dealer group.
-GROUP = "group"
-#: ``marketing_source`` of leads that carry no source.
-UNKNOWN_SOURCE = "unknown"
 #: Records that are not touchpoints at all (left out of paths, transitions and journey ends).
 NOT_TOUCHPOINTS: tuple[str, ...] = ("contact_preferences_set",)
 #: Messages the dealer sends to everyone on a schedule: touchpoints, but reaching no stage.
@@ -84,53 +91,6 @@ _DERIVED: weakref.WeakKeyDictionary[Timeline, dict[str, Any]] = weakref.WeakKeyD
 
 Events: TypeAlias = pd.DataFrame | Timeline
 PathLevel = Literal["stage", "touchpoint"]
-KpiUnit = Literal["minutes", "share", "score"]
-
-
-class JourneyRules(BaseModel):
-    """How the journey map counts and when it flags a rooftop against the group standard.
-
-    The defaults are the group's policy: a rooftop is flagged only where it is worse than the
-    group by a margin a manager would act on, and only on enough cases to trust the figure.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    sale_window_days: float = Field(
-        60,
-        gt=0,
-        description="Days after a lead in which a show or a delivery counts as that lead's "
-        "(90% of deliveries follow their lead within 3 weeks).",
-    )
-    quiet_after_days: float = Field(
-        90,
-        gt=0,
-        description="A journey has gone quiet when the last touchpoint is this many days before "
-        "the end of the data.",
-    )
-    response_ratio: float = Field(
-        1.5,
-        gt=1,
-        description="Median first response flagged when above this multiple of the group's ...",
-    )
-    response_extra_minutes: float = Field(
-        10, ge=0, description="... and at least this many minutes slower than the group's."
-    )
-    rate_margin: float = Field(
-        0.05,
-        gt=0,
-        lt=1,
-        description="A rate (SLA share, conversion, show rate, service return) is flagged when "
-        "at least this far below the group's (0.05 = 5 percentage points).",
-    )
-    csi_margin: float = Field(
-        0.5, gt=0, description="CSI flagged when at least this many points (of 10) below the group."
-    )
-    min_sample: int = Field(
-        30,
-        ge=1,
-        description="Fewest cases (leads, appointments, deliveries, surveys) behind a rooftop's "
-        "figure before it can be flagged.",
-    )
 
 
 @dataclass(frozen=True)
@@ -146,56 +106,56 @@ class Kpi:
 
 KPIS: tuple[Kpi, ...] = (
     Kpi(
-        "first_response_minutes",
-        "First response (median)",
-        "minutes",
-        False,
-        "median minutes from a lead to the first call, text or email (an inbound call picked up "
-        "live counts as 0); leads not answered within the lead window count against the SLA "
-        "share instead",
+        key="first_response_minutes",
+        label="First response (median)",
+        unit="minutes",
+        higher_is_better=False,
+        description="median minutes from a lead to the first call, text or email (an inbound "
+        "call picked up live counts as 0); leads not answered within the lead window count "
+        "against the SLA share instead",
     ),
     Kpi(
-        "responded_within_sla",
-        "Answered within SLA",
-        "share",
-        True,
-        "share of leads answered within the group's response SLA",
+        key="responded_within_sla",
+        label="Answered within SLA",
+        unit="share",
+        higher_is_better=True,
+        description="share of leads answered within the group's response SLA",
     ),
     Kpi(
-        "lead_to_appointment",
-        "Lead to appointment",
-        "share",
-        True,
-        "share of leads with a sales appointment set within the lead window",
+        key="lead_to_appointment",
+        label="Lead to appointment",
+        unit="share",
+        higher_is_better=True,
+        description="share of leads with a sales appointment set within the lead window",
     ),
     Kpi(
-        "appointment_show_rate",
-        "Appointment show rate",
-        "share",
-        True,
-        "share of sales appointments with a known outcome where the customer showed",
+        key="appointment_show_rate",
+        label="Appointment show rate",
+        unit="share",
+        higher_is_better=True,
+        description="share of sales appointments with a known outcome where the customer showed",
     ),
     Kpi(
-        "lead_to_sale",
-        "Lead to sale",
-        "share",
-        True,
-        "share of leads followed by a vehicle delivery within the sale window",
+        key="lead_to_sale",
+        label="Lead to sale",
+        unit="share",
+        higher_is_better=True,
+        description="share of leads followed by a vehicle delivery within the sale window",
     ),
     Kpi(
-        "first_service_return",
-        "Back for first service",
-        "share",
-        True,
-        "share of deliveries followed by a repair order at any rooftop of the group within the "
-        "first-service window",
+        key="first_service_return",
+        label="Back for first service",
+        unit="share",
+        higher_is_better=True,
+        description="share of deliveries followed by a repair order at any rooftop of the group "
+        "within the first-service window",
     ),
     Kpi(
-        "csi_score",
-        "CSI score",
-        "score",
-        True,
-        "mean CSI survey score (0 worst to 10 best), sales and service surveys",
+        key="csi_score",
+        label="CSI score",
+        unit="score",
+        higher_is_better=True,
+        description="mean CSI survey score (0 worst to 10 best), sales and service surveys",
     ),
 )
 
@@ -295,15 +255,12 @@ def _service_bookings(tl: Timeline) -> pd.Series:
 
 
 def _find_service_bookings(tl: Timeline) -> pd.Series:
-    ids = tl.attribute(tl.positions("service_appointment_set"), "appointment_id").dropna()
-    resched = tl.positions("appointment_rescheduled")
-    new = tl.attribute(resched, "appointment_id")
-    old = tl.attribute(resched, "rescheduled_from")
-    while True:  # one pass per link of the longest reschedule chain
-        add = new[_isin(old, ids) & ~_isin(new, ids)].dropna()
-        if add.empty:
-            return ids.drop_duplicates().reset_index(drop=True)
-        ids = pd.concat([ids, add], ignore_index=True)
+    pos = tl.positions("service_appointment_set", "appointment_rescheduled")
+    ids = tl.attribute(pos, "appointment_id")
+    moved = tl.etype[pos] == tl.event_type_code("appointment_rescheduled")
+    moved_from = tl.attribute(pos, "rescheduled_from").where(moved)
+    service = service_bookings(ids, moved_from, ~moved)
+    return ids[service].dropna().drop_duplicates().reset_index(drop=True)
 
 
 def _event_stages(tl: Timeline, service_ids: pd.Series) -> np.ndarray:
@@ -589,45 +546,13 @@ def top_paths(
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     tl = Timeline.of(events)
-    cat = catalogue()
-    if level == "stage":
-        unit = _event_stages(tl, _service_bookings(tl))
-        labels = [s.label for s in cat.stages]
-        keys = list(cat.stage_keys)
-        steps = max_steps or len(keys)
-    elif level == "touchpoint":
-        unit = tl.etype.copy()
-        unit[np.isin(unit, _type_codes(*NOT_TOUCHPOINTS))] = -1
-        labels = [e.label for e in cat.event_types]
-        keys = list(cat.event_type_keys)
-        steps = max_steps or DEFAULT_TOUCHPOINT_STEPS
-        if steps > MAX_TOUCHPOINT_STEPS:
-            raise ValueError(f"touchpoint paths hold at most {MAX_TOUCHPOINT_STEPS} steps")
-    else:
-        raise ValueError(f"unknown path level {level!r}; expected 'stage' or 'touchpoint'")
-    base = len(keys) + 1
-    pos = np.flatnonzero(unit >= 0)
-    key = tl.cust[pos] * base + unit[pos]
-    _, first = np.unique(key, return_index=True)
-    pos = np.sort(pos[first])  # first occurrence of each unit, back in time order
-    cust = tl.cust[pos]
-    start = np.r_[True, cust[1:] != cust[:-1]]
-    step = np.arange(len(pos)) - np.maximum.accumulate(np.where(start, np.arange(len(pos)), 0))
-    keep = step < steps
-    digits = (unit[pos][keep] + 1) * (base ** step[keep].astype(np.int64))
-    code = np.add.reduceat(digits, np.flatnonzero(start[keep])) if len(digits) else digits
-    paths, counts = np.unique(code, return_counts=True)
-
-    def decode(c: int) -> tuple[str, ...]:
-        out = []
-        while c:
-            out.append(int(c % base) - 1)
-            c //= base
-        return tuple(keys[u] for u in out)
-
+    units = _path_units(tl, level, max_steps)
+    base = len(units.keys) + 1
+    paths, counts = _path_codes(tl, units.unit, base, units.steps)
     table = pd.DataFrame({"code": paths, "customers": counts.astype(np.int64)})
-    table["path"] = [decode(int(c)) for c in table["code"]]
-    table["path_label"] = [" → ".join(labels[keys.index(k)] for k in p) for p in table["path"]]
+    table["path"] = [tuple(units.keys[u] for u in _digits(int(c), base)) for c in table["code"]]
+    label = dict(zip(units.keys, units.labels, strict=True))
+    table["path_label"] = [" → ".join(label[k] for k in p) for p in table["path"]]
     table = table.sort_values(["customers", "path_label"], ascending=[False, True]).head(n)
     table["steps"] = table["path"].map(len)
     table["share"] = table["customers"] / counts.sum()
@@ -635,6 +560,69 @@ def top_paths(
     return table[["rank", "path", "path_label", "steps", "customers", "share"]].reset_index(
         drop=True
     )
+
+
+@dataclass(frozen=True)
+class _PathUnits:
+    """What a path is made of: the unit code of each timeline position (-1: none), the units'
+    keys and labels by code, and how many steps a path keeps."""
+
+    unit: np.ndarray
+    keys: list[str]
+    labels: list[str]
+    steps: int
+
+
+def _path_units(tl: Timeline, level: PathLevel, max_steps: int | None) -> _PathUnits:
+    """Stages or touchpoints as path units; refuses an unknown level or too many steps."""
+    cat = catalogue()
+    if level == "stage":
+        keys = list(cat.stage_keys)
+        unit = _event_stages(tl, _service_bookings(tl))
+        return _PathUnits(unit, keys, [s.label for s in cat.stages], max_steps or len(keys))
+    if level != "touchpoint":
+        raise ValueError(f"unknown path level {level!r}; expected 'stage' or 'touchpoint'")
+    steps = max_steps or DEFAULT_TOUCHPOINT_STEPS
+    if steps > MAX_TOUCHPOINT_STEPS:
+        raise ValueError(f"touchpoint paths hold at most {MAX_TOUCHPOINT_STEPS} steps")
+    unit = tl.etype.copy()
+    unit[np.isin(unit, _type_codes(*NOT_TOUCHPOINTS))] = -1
+    labels = [e.label for e in cat.event_types]
+    return _PathUnits(unit, list(cat.event_type_keys), labels, steps)
+
+
+def _path_codes(
+    tl: Timeline, unit: np.ndarray, base: int, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's path as one integer (unit + 1 as digits in ``base``, first step lowest),
+    over the first occurrence of each unit, cut to ``steps``: the distinct codes and counts."""
+    pos = np.flatnonzero(unit >= 0)
+    _, first = np.unique(tl.cust[pos] * base + unit[pos], return_index=True)
+    pos = np.sort(pos[first])  # first occurrence of each unit, back in time order
+    cust = tl.cust[pos]
+    start = np.r_[True, cust[1:] != cust[:-1]]
+    step = np.arange(len(pos)) - np.maximum.accumulate(np.where(start, np.arange(len(pos)), 0))
+    keep = step < steps
+    digits = (unit[pos][keep] + 1) * (base ** step[keep].astype(np.int64))
+    code = np.add.reduceat(digits, np.flatnonzero(start[keep])) if len(digits) else digits
+    return np.unique(code, return_counts=True)
+
+
+def _digits(code: int, base: int) -> list[int]:
+    """The unit codes of a path code, first step first."""
+    out = []
+    while code:
+        out.append(int(code % base) - 1)
+        code //= base
+    return out
+
+
+def _group_last(df: pd.DataFrame, by: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """``df`` sorted by ``rooftop_id`` then ``by``, with the group's rows after the rooftops'."""
+    order = df.assign(_group_last=df["rooftop_id"] == GROUP).sort_values(
+        ["_group_last", "rooftop_id", *by], ascending=[True, True, *ascending]
+    )
+    return order.drop(columns="_group_last")
 
 
 def journey_ends(
@@ -678,11 +666,7 @@ def journey_ends(
     out["event_type"] = [cat.event_types[i].key for i in out["code"]]
     out["label"] = [cat.event_types[i].label for i in out["code"]]
     out["stage"] = [cat.event_types[i].stage for i in out["code"]]
-    out["_group_last"] = out["rooftop_id"] == GROUP
-    out = out.sort_values(
-        ["_group_last", "rooftop_id", "segment", "customers", "code"],
-        ascending=[True, True, True, False, True],
-    )
+    out = _group_last(out, ["segment", "customers", "code"], [True, False, True])
     cols = ["rooftop_id", "segment", "event_type", "label", "stage", "customers", "share"]
     return out[cols].astype({"customers": np.int64}).reset_index(drop=True)
 
@@ -716,6 +700,19 @@ def _returned(deliveries: pd.DataFrame | None) -> pd.Series:
     )
 
 
+_LEAD_COLUMNS = (
+    "rooftop_id",
+    "marketing_source",
+    "response_minutes",
+    "within_sla",
+    "appointment",
+    "sale_window_closed",
+    "show",
+    "sale",
+    "first_service",
+)
+
+
 def _leads(
     tl: Timeline,
     params: TaskParams,
@@ -733,57 +730,69 @@ def _leads(
     """
     leads = _instances(tl, "lead_leakage", params)
     if leads is None or leads.empty:
-        return pd.DataFrame(
-            columns=[
-                "rooftop_id",
-                "marketing_source",
-                "response_minutes",
-                "within_sla",
-                "appointment",
-                "sale_window_closed",
-                "show",
-                "sale",
-                "first_service",
-            ]
-        )
+        return pd.DataFrame(columns=list(_LEAD_COLUMNS))
     cust = tl.customer_codes(leads["customer_id"])
     lead = to_ns(leads["anchor_ts"])
-    lead_window = int(params.lead_leakage.window_days * NS_DAY)
-    since = tl.window(cust, lead, lead + lead_window)
-    lead_pos = Timeline.first(tl.positions(*LEAD_TYPES), since)
-    live = (leads["lead_type"].astype("string") == "call").to_numpy(dtype=bool) & (
-        tl.value_at(lead_pos) > 0
-    )
-    reply = Timeline.first(tl.positions(*REPLIES), since)
-    minutes = np.where(live, 0.0, (tl.ts_at(reply) - lead) / NS_MIN)
-    after = tl.window(cust, lead + 1, lead + lead_window + 1)
-    appointment = Timeline.count(tl.positions("appointment_set"), after) > 0
-    sale_ns = int(rules.sale_window_days * NS_DAY)
-    sale_window = tl.window(cust, lead + 1, lead + sale_ns + 1)
-    showed = tl.positions("appointment_showed")
-    sales_show = showed[~_isin(tl.attribute(showed, "appointment_id"), service_ids)]
-    show = appointment & (Timeline.count(sales_show, sale_window) > 0)
-    delivery = Timeline.first(tl.positions("vehicle_delivery"), sale_window)
-    sale = delivery >= 0
-    delivery_id = tl.column(np.maximum(delivery, 0), "event_id").astype("string")
-    first_service = np.where(sale, returned.reindex(delivery_id).to_numpy(dtype=float), np.nan)
-    closed = lead + sale_ns <= _end_ns(tl)
+    minutes, within_sla = _first_responses(tl, leads, cust, lead, params)
+    followed = _followed(tl, cust, lead, params, rules, service_ids, returned)
+    closed = lead + int(rules.sale_window_days * NS_DAY) <= _end_ns(tl)
+    source = leads["marketing_source"].astype("string").fillna(UNKNOWN_SOURCE)
     return pd.DataFrame(
         {
             "rooftop_id": leads["rooftop_id"].astype("string").to_numpy(),
-            "marketing_source": leads["marketing_source"]
-            .astype("string")
-            .fillna(UNKNOWN_SOURCE)
-            .to_numpy(),
+            "marketing_source": source.to_numpy(),
             "response_minutes": minutes,
-            "within_sla": (minutes <= params.response_sla_minutes).astype(float),
-            "appointment": appointment.astype(float),
+            "within_sla": within_sla.astype(float),
+            "appointment": followed["appointment"].astype(float),
             "sale_window_closed": closed,
-            "show": np.where(closed, show, np.nan),
-            "sale": np.where(closed, sale, np.nan),
-            "first_service": np.where(closed, first_service, np.nan),
+            **{k: np.where(closed, followed[k], np.nan) for k in ("show", "sale", "first_service")},
         }
     )
+
+
+def _first_responses(
+    tl: Timeline, leads: pd.DataFrame, cust: np.ndarray, lead: np.ndarray, params: TaskParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minutes to each lead's first reply in the lead window (NaN: none; ``rules``' first
+    reply, a live call counting as 0) and whether it came within the response SLA."""
+    lead_window = int(params.lead_leakage.window_days * NS_DAY)
+    since = tl.window(cust, lead, lead + lead_window)
+    lead_pos = Timeline.first(tl.positions(*LEAD_TYPES), since)
+    live = answered_live(leads["lead_type"], tl.value_at(lead_pos))
+    reply = Timeline.first(tl.positions(*REPLIES), since)
+    minutes = first_response_minutes(lead, tl.ts_at(reply), live)
+    within = responded_within_sla(minutes, live | (reply >= 0), params.response_sla_minutes)
+    return minutes, within
+
+
+def _followed(
+    tl: Timeline,
+    cust: np.ndarray,
+    lead: np.ndarray,
+    params: TaskParams,
+    rules: JourneyRules,
+    service_ids: pd.Series,
+    returned: pd.Series,
+) -> dict[str, np.ndarray]:
+    """What followed each lead: ``appointment`` (bool, in the lead window), and in the sale
+    window ``show`` and ``sale`` (bool) and ``first_service`` (1.0/0.0; NaN: no sale, or its
+    first-service window still open)."""
+    after = tl.window(cust, lead + 1, lead + int(params.lead_leakage.window_days * NS_DAY) + 1)
+    appointment = Timeline.count(tl.positions("appointment_set"), after) > 0
+    sale_window = tl.window(cust, lead + 1, lead + int(rules.sale_window_days * NS_DAY) + 1)
+    showed = tl.positions("appointment_showed")
+    sales_show = showed[~_isin(tl.attribute(showed, "appointment_id"), service_ids)]
+    delivery = Timeline.first(tl.positions("vehicle_delivery"), sale_window)
+    sale = delivery >= 0
+    delivery_id = tl.column(np.maximum(delivery, 0), "event_id").astype("string")
+    return {
+        "appointment": appointment,
+        "show": appointment & (Timeline.count(sales_show, sale_window) > 0),
+        "sale": sale,
+        "first_service": np.where(
+            sale, returned.reindex(delivery_id).to_numpy(dtype=float), np.nan
+        ),
+    }
 
 
 def _kpi_cases(tl: Timeline, params: TaskParams, rules: JourneyRules) -> dict[str, pd.DataFrame]:
@@ -799,20 +808,10 @@ def _kpi_cases(tl: Timeline, params: TaskParams, rules: JourneyRules) -> dict[st
     }
     bookings = _instances(tl, "no_show", params)
     if bookings is not None:
-        sales = bookings[~_isin(bookings["instance_id"], service_ids)]
-        showed = tl.attribute(tl.positions("appointment_showed"), "appointment_id")
-        cases["appointment_show_rate"] = pd.DataFrame(
-            {
-                "rooftop_id": sales["rooftop_id"],
-                "x": _isin(sales["instance_id"], showed).astype(float),
-            }
-        )
+        cases["appointment_show_rate"] = _show_cases(tl, bookings, service_ids)
     if deliveries is not None:
         cases["first_service_return"] = pd.DataFrame(
-            {
-                "rooftop_id": deliveries["rooftop_id"],
-                "x": 1.0 - deliveries["label"].astype(float),
-            }
+            {"rooftop_id": deliveries["rooftop_id"], "x": 1.0 - deliveries["label"].astype(float)}
         )
     csi = tl.positions("csi_survey")
     cases["csi_score"] = pd.DataFrame(
@@ -825,17 +824,13 @@ def _kpi_cases(tl: Timeline, params: TaskParams, rules: JourneyRules) -> dict[st
     return out
 
 
-def _flag(kpi: Kpi, value: float, group: float, sample: int, rules: JourneyRules) -> bool:
-    """Whether a rooftop's figure is worse than the group's by the stated margin."""
-    if sample < rules.min_sample or np.isnan(value) or np.isnan(group):
-        return False
-    if kpi.unit == "minutes":
-        return bool(
-            value > rules.response_ratio * group and value - group >= rules.response_extra_minutes
-        )
-    margin = rules.rate_margin if kpi.unit == "share" else rules.csi_margin
-    worse_by = group - value if kpi.higher_is_better else value - group
-    return bool(worse_by >= margin - 1e-12)
+def _show_cases(tl: Timeline, bookings: pd.DataFrame, service_ids: pd.Series) -> pd.DataFrame:
+    """One row per sales booking with a known outcome: ``x`` 1.0 where the customer showed."""
+    sales = bookings[~_isin(bookings["instance_id"], service_ids)]
+    showed = tl.attribute(tl.positions("appointment_showed"), "appointment_id")
+    return pd.DataFrame(
+        {"rooftop_id": sales["rooftop_id"], "x": _isin(sales["instance_id"], showed).astype(float)}
+    )
 
 
 def rooftop_kpis(
@@ -848,44 +843,49 @@ def rooftop_kpis(
     back for first service, CSI). Leads count once their lead window has closed (lead to sale:
     once the sale window has), bookings and deliveries once their outcome is known. The group
     standard pools all the group's cases. ``flagged`` is true where the rooftop is worse by the
-    margins of ``rules`` (median response above ``response_ratio`` times the group's and at
-    least ``response_extra_minutes`` slower; a rate ``rate_margin`` below; CSI ``csi_margin``
-    below) on at least ``min_sample`` cases. Columns: ``rooftop_id``, ``kpi``, ``kpi_label``,
-    ``unit``, ``value``, ``group_standard``, ``difference`` (value minus group, in the KPI's
-    unit), ``flagged``, ``sample``. Rooftops in id order, then ``group``.
+    margins of ``rules`` (``rules.worse_than_group``: median response above ``response_ratio``
+    times the group's and at least ``response_extra_minutes`` slower; a rate ``rate_margin``
+    below; CSI ``csi_margin`` below) on at least ``min_sample`` cases. Columns:
+    ``rooftop_id``, ``kpi``, ``kpi_label``, ``unit``, ``value``, ``group_standard``,
+    ``difference`` (value minus group, in the KPI's unit), ``flagged``, ``sample``. Rooftops in
+    id order, then ``group``.
     """
     params = params or TaskParams()
     rules = rules or JourneyRules()
     tl = Timeline.of(events)
     rooftops = _rooftop_codes(tl)[1]
     cases = _kpi_cases(tl, params, rules)
-    rows = []
-    for kpi in KPIS:
-        df = cases.get(kpi.key, pd.DataFrame({"rooftop_id": [], "x": []}))
-        agg = "median" if kpi.unit == "minutes" else "mean"
-        per = df.groupby("rooftop_id")["x"].agg([agg, "count"])
-        group = float(df["x"].agg(agg)) if len(df) else float("nan")
-        for rooftop in [*rooftops, GROUP]:
-            if rooftop == GROUP:
-                value, sample = group, len(df)
-            elif rooftop in per.index:
-                value, sample = float(per.at[rooftop, agg]), int(per.at[rooftop, "count"])
-            else:
-                value, sample = float("nan"), 0
-            rows.append(
-                {
-                    "rooftop_id": rooftop,
-                    "kpi": kpi.key,
-                    "kpi_label": kpi.label,
-                    "unit": kpi.unit,
-                    "value": value,
-                    "group_standard": group,
-                    "difference": value - group,
-                    "flagged": rooftop != GROUP and _flag(kpi, value, group, sample, rules),
-                    "sample": sample,
-                }
-            )
-    return pd.DataFrame(rows)
+    empty = pd.DataFrame({"rooftop_id": [], "x": []})
+    frames = [_kpi_rows(kpi, cases.get(kpi.key, empty), rooftops, rules) for kpi in KPIS]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _kpi_rows(
+    kpi: Kpi, cases: pd.DataFrame, rooftops: list[str], rules: JourneyRules
+) -> pd.DataFrame:
+    """One KPI's rows of ``rooftop_kpis``: each rooftop's figure, then the group's."""
+    agg = "median" if kpi.unit == "minutes" else "mean"
+    per = cases.groupby("rooftop_id")["x"].agg([agg, "count"]).reindex(rooftops)
+    group = float(cases["x"].agg(agg)) if len(cases) else float("nan")
+    value = np.append(per[agg].to_numpy(dtype=float), group)
+    sample = np.append(per["count"].fillna(0).to_numpy(dtype=np.int64), len(cases))
+    flagged = worse_than_group(
+        value, group, kpi.unit, rules, higher_is_better=kpi.higher_is_better, sample=sample
+    )
+    flagged[-1] = False  # the group is the standard, never flagged against itself
+    return pd.DataFrame(
+        {
+            "rooftop_id": [*rooftops, GROUP],
+            "kpi": kpi.key,
+            "kpi_label": kpi.label,
+            "unit": kpi.unit,
+            "value": value,
+            "group_standard": group,
+            "difference": value - group,
+            "flagged": flagged,
+            "sample": sample,
+        }
+    )
 
 
 def source_attribution(
@@ -908,22 +908,27 @@ def source_attribution(
     params = params or TaskParams()
     rules = rules or JourneyRules()
     tl = Timeline.of(events)
-    leads = _leads(
-        tl,
-        params,
-        rules,
-        _service_bookings(tl),
-        _returned(_instances(tl, "service_defection", params)),
-    )
+    returned = _returned(_instances(tl, "service_defection", params))
+    leads = _leads(tl, params, rules, _service_bookings(tl), returned)
     leads = leads[leads["sale_window_closed"].astype(bool)].assign(
         due=lambda d: d["first_service"].notna().astype(float)
     )
     frames = [leads.assign(rooftop_id=GROUP)]
     if by_rooftop:
         frames.insert(0, leads)
-    df = pd.concat(frames, ignore_index=True)
+    out = _with_source_rates(_source_counts(pd.concat(frames, ignore_index=True)))
+    out = _group_last(out, ["leads", "marketing_source"], [False, True])
+    return out.reset_index(drop=True)
+
+
+_SOURCE_COUNTS = ("leads", "appointments", "shows", "sales", "sales_due_service", "first_services")
+
+
+def _source_counts(leads: pd.DataFrame) -> pd.DataFrame:
+    """Leads, appointments, shows, sales, sales due service and first services per rooftop
+    (or group) and marketing source."""
     out = (
-        df.groupby(["rooftop_id", "marketing_source"], sort=False)
+        leads.groupby(["rooftop_id", "marketing_source"], sort=False)
         .agg(
             leads=("appointment", "size"),
             appointments=("appointment", "sum"),
@@ -934,10 +939,13 @@ def source_attribution(
         )
         .reset_index()
     )
-    counts = ["leads", "appointments", "shows", "sales", "sales_due_service", "first_services"]
-    out = out.astype(dict.fromkeys(counts, np.int64)).astype(
+    return out.astype(dict.fromkeys(_SOURCE_COUNTS, np.int64)).astype(
         {"rooftop_id": "string", "marketing_source": "string"}
     )
+
+
+def _with_source_rates(out: pd.DataFrame) -> pd.DataFrame:
+    """The counts of ``_source_counts`` with their rates (NaN where nothing to divide by)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         out["appointment_rate"] = out["appointments"] / out["leads"]
         out["show_rate"] = out["shows"] / out["appointments"].where(out["appointments"] > 0)
@@ -945,12 +953,7 @@ def source_attribution(
         out["first_service_rate"] = out["first_services"] / out["sales_due_service"].where(
             out["sales_due_service"] > 0
         )
-    out["_group_last"] = out["rooftop_id"] == GROUP
-    out = out.sort_values(
-        ["_group_last", "rooftop_id", "leads", "marketing_source"],
-        ascending=[True, True, False, True],
-    )
-    return out.drop(columns="_group_last").reset_index(drop=True)
+    return out
 
 
 def post_sale_journey(

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cjm_ml.artifact import ModelArtifact
 from cjm_ml.params import MODEL_NAMES, TASKS, Task
-from cjm_ml.training.model import RiskModel
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class ModelsUnavailable(RuntimeError):
 class ModelSet:
     """One loaded champion per task, with where they came from and when."""
 
-    models: dict[Task, RiskModel]
+    models: dict[Task, ModelArtifact]
     source: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -59,12 +59,12 @@ def load_models(models_dir: Path, registry: bool | None = None) -> ModelSet:
     MLFLOW_TRACKING_URI is set), else from ``models_dir/<task>/`` bundles."""
     use_registry = bool(os.environ.get("MLFLOW_TRACKING_URI")) if registry is None else registry
     # (read directly: importing the tracking module would load MLflow for bundle-only serving)
-    models: dict[Task, RiskModel] = {}
+    models: dict[Task, ModelArtifact] = {}
     problems = []
     for task in TASKS:
         try:
             models[task] = (
-                _from_registry(task) if use_registry else RiskModel.load(models_dir / task)
+                _from_registry(task) if use_registry else ModelArtifact.load(models_dir / task)
             )
         except (FileNotFoundError, ValueError, LookupError) as exc:
             problems.append(f"{task}: {exc}")
@@ -74,7 +74,7 @@ def load_models(models_dir: Path, registry: bool | None = None) -> ModelSet:
     return ModelSet(models, source)
 
 
-def _from_registry(task: Task) -> RiskModel:
+def _from_registry(task: Task) -> ModelArtifact:
     from mlflow import MlflowClient
 
     from cjm_ml.training.tracking import champion, configure_tracking

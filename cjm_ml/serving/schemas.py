@@ -7,6 +7,7 @@ is refused field by field before any work is done, and the docs list the allowed
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -157,6 +158,63 @@ class ScoreOut(BaseModel):
     customers: list[CustomerScore]
 
 
+class _CustomerRef(BaseModel):
+    customer_id: str
+
+
+class QueueItem(InstanceScore, _CustomerRef):
+    """One call-list row: the customer (first) and the instance's score."""
+
+
+class QueueOut(BaseModel):
+    """The call list: open instances ranked by risk, with the model and the cutoff used."""
+
+    task: TaskName
+    model_name: str
+    model_version: str
+    cutoff: str = Field(description="ISO 8601 with the UTC offset (+00:00).")
+    items: list[QueueItem]
+
+
+class ModelOut(BaseModel):
+    """A champion in use: name, version, where it came from and how it tested."""
+
+    task: TaskName
+    model_name: str
+    version: str
+    source: str = Field(description="The MLflow registry, or the bundles' folder.")
+    loaded_at: str = Field(description="ISO 8601 with the UTC offset (+00:00).")
+    features: int
+    test_roc_auc: float | None
+    bands: dict[str, float] = Field(description='Lowest risk of the "medium" and "high" bands.')
+
+
+class HealthOut(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """All three champions are loaded."""
+
+    status: Literal["ready"]
+    models: int
+
+
+class NotReadyOut(BaseModel):
+    """Some champion is not loaded (503), and why."""
+
+    status: Literal["not ready"]
+    reason: str | None
+
+
+class RequeueOut(BaseModel):
+    """How many parked deliveries were queued again."""
+
+    requeued: int
+
+
 class ProblemDetail(BaseModel):
     """One thing wrong with a request: where (``loc``) and why (``msg``)."""
 
@@ -169,6 +227,17 @@ class ProblemOut(BaseModel):
     """The body of every 4xx answer."""
 
     detail: list[ProblemDetail] | str
+
+
+#: The refusals every endpoint documents (401/403/404/409/413/422/503, each a ``ProblemOut``).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    c: {"model": ProblemOut} for c in (401, 403, 404, 409, 413, 422, 503)
+}
+
+
+def problem(loc: Iterable[str | int], msg: str, kind: str = "value_error") -> dict[str, Any]:
+    """One ``ProblemDetail`` entry: where (``loc``), why (``msg``) and the kind of problem."""
+    return {"loc": list(loc), "msg": msg, "type": kind}
 
 
 def events_frame(events: list[EventIn], dealer_group_id: str) -> pd.DataFrame:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import cached_property
 from typing import Generic, TypeVar
 
@@ -28,20 +27,13 @@ import pandas as pd
 
 from cjm_ml.features.pipeline import open_feature_columns
 from cjm_ml.features.timeline import Columns
-from cjm_ml.params import Task, TaskParams
+from cjm_ml.params import Task
 from cjm_ml.serving.models import ModelSet
 from cjm_ml.serving.store import EventStore
 from cjm_ml.serving.tenants import Principal
 
 log = logging.getLogger(__name__)
 
-#: How far back an instance can still be open, per task: the customers a queue looks at
-#: (first services are booked at delivery about five months ahead).
-_LOOKBACK: dict[Task, timedelta] = {
-    "lead_leakage": timedelta(days=31),
-    "no_show": timedelta(days=365),
-    "service_defection": timedelta(days=211),
-}
 #: The date a queue filters on: when the appointment is, or when the lead/delivery happened.
 QUEUE_DATE: dict[Task, str] = {
     "lead_leakage": "anchor_ts",
@@ -72,9 +64,9 @@ class Scored:
 
 def score_events(models: ModelSet, task: Task, events: pd.DataFrame, now: pd.Timestamp) -> Scored:
     """Score every instance open at ``now`` in ``events`` (canonical, typed) with the task's
-    champion."""
+    champion, the instances and features defined by the task parameters it was trained with."""
     model = models.models[task]
-    columns = open_feature_columns(events, task, now, TaskParams())
+    columns = open_feature_columns(events, task, now, model.task_params)
     raw = model.predict_raw(columns) if len(columns["instance_id"]) else np.empty(0)
     risk = model.calibrate(raw)
     columns.update(raw=raw, risk=risk, band=model.band(risk))
@@ -94,10 +86,12 @@ def queue(
     limit: int = 100,
 ) -> Scored:
     """The call list: the key's open instances ranked by risk (highest first), optionally for
-    one rooftop and a date range (appointment date for no-shows, lead or delivery date else)."""
+    one rooftop and a date range (appointment date for no-shows, lead or delivery date else).
+    The customers looked at are those active within the champion's open lookback."""
     rooftops = sorted(principal.rooftops if rooftop_id is None else {rooftop_id})
+    lookback = models.models[task].task_params.open_lookback(task)
     customers = store.active_customers(
-        principal.dealer_group_id, (now - _LOOKBACK[task]).to_pydatetime(), rooftops
+        principal.dealer_group_id, (now - lookback).to_pydatetime(), rooftops
     )
     events = store.customer_events(principal.dealer_group_id, customers)
     scored = score_events(models, task, events, now)

@@ -1,7 +1,7 @@
 """The MLflow pyfunc face of a risk model: feature rows in, calibrated risk out.
 
 Logged as "models from code" (``mlflow_model.py``), not a pickle: the model's state is the
-bundle folder (``RiskModel.save``) carried as an MLflow artifact, so the registered model and
+bundle folder (``ModelArtifact.save``) carried as an MLflow artifact, so the registered model and
 the exported bundle under ``models/`` are the same files.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from cjm_ml.training.model import RiskModel
+from cjm_ml.artifact import ModelArtifact
 
 #: The artifact key under which the bundle folder travels with the MLflow model.
 BUNDLE_ARTIFACT = "bundle"
@@ -25,7 +25,7 @@ class RiskPyfunc(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the bundle that was logged with the model."""
-        self.model = RiskModel.load(Path(context.artifacts[BUNDLE_ARTIFACT]))
+        self.model = ModelArtifact.load(Path(context.artifacts[BUNDLE_ARTIFACT]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

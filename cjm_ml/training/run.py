@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
-from cjm_ml.params import Task
+from cjm_ml.params import Task, TaskParams
 from cjm_ml.training.config import TrainingConfig, load_training_config
 from cjm_ml.training.evaluate import (
     calibration_table,
@@ -25,6 +25,7 @@ from cjm_ml.training.evaluate import (
     slice_metrics,
 )
 from cjm_ml.training.model import RiskModel, TrainingParams, baseline_matrix, logistic_baseline
+from cjm_ml.training.norms import group_norms
 from cjm_ml.training.split import TimeSplit, time_split
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,18 @@ def _labels(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _fit_best(
-    task: Task, split: TimeSplit, candidates: list[TrainingParams], progress: bool
+    task: Task,
+    split: TimeSplit,
+    candidates: list[TrainingParams],
+    task_params: TaskParams,
+    progress: bool,
 ) -> tuple[RiskModel, pd.DataFrame]:
     """Fit each candidate; keep the best by validation-period AUC (never the test period)."""
     rows, best, best_auc = [], None, -np.inf
     y_valid = _labels(split.valid)
     bar = tqdm(candidates, desc=f"{task}: LightGBM", unit="fit", disable=not progress)
     for params in bar:
-        model = RiskModel(task, params).fit(split.train, split.valid)
+        model = RiskModel(task, params, task_params).fit(split.train, split.valid)
         auc = risk_metrics(y_valid, model.predict_risk(split.valid))["roc_auc"]
         rows.append({**params.model_dump(), "trees": model.booster_.num_trees(), "valid_auc": auc})
         if auc > best_auc:
@@ -139,6 +144,7 @@ def train_task(
     task: Task,
     config: TrainingConfig | None = None,
     *,
+    task_params: TaskParams | None = None,
     truth: pd.DataFrame | None = None,
     search: bool = False,
     progress: bool = False,
@@ -147,15 +153,20 @@ def train_task(
 
     Splits by time, fits LightGBM (every search candidate when ``search``), fits the logistic
     baseline on the same training rows, and measures both on the test period: metrics,
-    calibration deciles, slices, importance. ``truth`` (``instance_id``, ``true_prob``) adds
-    the simulator's ceiling and each model's capture of it.
+    calibration deciles, slices, importance. ``task_params``: the windows and standards the
+    table was built with (default: the embedded ones); they travel in the model artifact, and
+    the group norms its sentences quote come from every labelled instance. ``truth``
+    (``instance_id``, ``true_prob``) adds the simulator's ceiling and each model's capture of it.
     """
     config = config or load_training_config()
+    task_params = task_params or TaskParams()
     split = time_split(table, config.split.valid_share, config.split.test_share)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    model, searched = _fit_best(task, split, config.candidates(task, search), progress)
+    model, searched = _fit_best(task, split, config.candidates(task, search), task_params, progress)
     seconds["lightgbm"] = time.perf_counter() - started
+    labelled = pd.concat([split.train, split.valid, split.test])
+    model.norms_ = group_norms(labelled, task, task_params)
     started = time.perf_counter()
     baseline = logistic_baseline(task).fit(baseline_matrix(split.train, task), _labels(split.train))
     seconds["logistic"] = time.perf_counter() - started
@@ -171,23 +182,50 @@ def train_task(
             scores["truth"] = known["true_prob"].to_numpy(dtype=float)
         else:
             log.warning("%s: truth lacks some test instances; no ceiling reported", task)
+    return TrainingReport(
+        task=task,
+        model=model,
+        baseline=baseline,
+        split=split,
+        metrics=_metrics(y, scores),
+        calibration=calibration_table(y, scores["lightgbm"]),
+        slices=pd.concat(
+            [_slice(test, scores, by) for by in SLICES[task] if by in test.columns],
+            ignore_index=True,
+        ),
+        importance=_importance(model),
+        search=searched,
+        data=_describe_data(table, split),
+        seconds=seconds,
+        test_risk=scores["lightgbm"],
+        baseline_risk=scores["logistic"],
+        truth_risk=scores.get("truth"),
+    )
+
+
+def _metrics(y: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row of test-period metrics per scorer; with the truth, each one's capture of it."""
     metrics = pd.DataFrame({name: risk_metrics(y, s) for name, s in scores.items()}).T
     if "truth" in scores:
         ceiling = metrics.loc["truth", "roc_auc"]
         metrics["capture"] = [capture_ratio(a, ceiling) for a in metrics["roc_auc"]]
+    return metrics
 
-    slices = pd.concat(
-        [_slice(test, scores, by) for by in SLICES[task] if by in test.columns],
-        ignore_index=True,
-    )
+
+def _importance(model: RiskModel) -> pd.DataFrame:
+    """LightGBM's gain per feature and its share, largest first."""
     gain = model.booster_.feature_importance("gain")
-    importance = (
+    return (
         pd.DataFrame({"feature": model.features, "gain": gain, "share": gain / gain.sum()})
         .sort_values("gain", ascending=False, kind="stable")
         .reset_index(drop=True)
     )
+
+
+def _describe_data(table: pd.DataFrame, split: TimeSplit) -> dict[str, str | int | float]:
+    """What the run was trained on: fingerprint, sizes, label rate, each period's range."""
     cutoffs = {part: getattr(split, part)["cutoff_ts"] for part in ("train", "valid", "test")}
-    data: dict[str, str | int | float] = {
+    return {
         "fingerprint": fingerprint(table),
         "instances": len(table),
         "labelled": int(table["label"].notna().sum()),
@@ -196,22 +234,6 @@ def train_task(
         **{f"{p}_from": str(c.min()) for p, c in cutoffs.items()},
         **{f"{p}_to": str(c.max()) for p, c in cutoffs.items()},
     }
-    return TrainingReport(
-        task=task,
-        model=model,
-        baseline=baseline,
-        split=split,
-        metrics=metrics,
-        calibration=calibration_table(y, scores["lightgbm"]),
-        slices=slices,
-        importance=importance,
-        search=searched,
-        data=data,
-        seconds=seconds,
-        test_risk=scores["lightgbm"],
-        baseline_risk=scores["logistic"],
-        truth_risk=scores.get("truth"),
-    )
 
 
 def _slice(test: pd.DataFrame, scores: dict[str, np.ndarray], by: str) -> pd.DataFrame:

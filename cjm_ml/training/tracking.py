@@ -21,13 +21,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from cjm_ml.artifact import ModelArtifact
 from cjm_ml.config import Settings
-from cjm_ml.training.norms import group_norms
-from cjm_ml.registry import features_for
 from cjm_ml.params import MODEL_NAMES, Task
+from cjm_ml.registry import features_for
 from cjm_ml.training import plots
 from cjm_ml.training.evaluate import risk_metrics
-from cjm_ml.training.model import RiskModel
 from cjm_ml.training.pyfunc import BUNDLE_ARTIFACT
 from cjm_ml.training.run import TrainingReport
 
@@ -108,7 +107,7 @@ class ChampionUnusable(Exception):
         self.version = version
 
 
-def champion(client: MlflowClient, task: Task) -> RiskModel | None:
+def champion(client: MlflowClient, task: Task) -> ModelArtifact | None:
     """The task's current champion, loaded from the registry (None if there is none yet).
     Raises ``ChampionUnusable`` when it was written by an incompatible version of the code."""
     try:
@@ -121,15 +120,15 @@ def champion(client: MlflowClient, task: Task) -> RiskModel | None:
         raise ChampionUnusable(str(version.version), str(exc)) from exc
 
 
-def _load_version(name: str, version: str) -> RiskModel:
+def _load_version(name: str, version: str) -> ModelArtifact:
     folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
-    model = RiskModel.load(Path(folder) / "artifacts" / BUNDLE_ARTIFACT)
+    model = ModelArtifact.load(Path(folder) / "artifacts" / BUNDLE_ARTIFACT)
     model.metadata_.update(model_name=name, version=version)
     return model
 
 
 def decide_promotion(
-    report: TrainingReport, version: str, current: RiskModel | ChampionUnusable | None
+    report: TrainingReport, version: str, current: ModelArtifact | ChampionUnusable | None
 ) -> Promotion:
     """Promote when there is no usable champion, or when the new model's AUC beats the
     champion's on the same test period (the new run's); a tie keeps the champion."""
@@ -163,7 +162,7 @@ def track(
     configure_tracking(settings)
     task, name = report.task, MODEL_NAMES[report.task]
     client = MlflowClient()
-    current: RiskModel | ChampionUnusable | None
+    current: ModelArtifact | ChampionUnusable | None
     try:
         current = champion(client, task)
     except ChampionUnusable as exc:
@@ -172,36 +171,12 @@ def track(
         mlflow.start_run(experiment_id=_experiment(task, settings), run_name=task) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        mlflow.log_params(
-            {
-                **report.model.params.model_dump(),
-                **{f"data.{k}": v for k, v in report.data.items()},
-                "trees": report.model.booster_.num_trees(),
-            }
-        )
-        mlflow.log_metrics(report.summary())
-        mlflow.log_metrics({f"seconds_{k}": v for k, v in report.seconds.items()})
-        mlflow.log_dict({"features": [asdict(f) for f in features_for(task)]}, "features.json")
-        for part in ("calibration", "slices", "importance", "search"):
-            mlflow.log_text(getattr(report, part).to_csv(index=False), f"report/{part}.csv")
-        for part, figure in (
-            ("roc", plots.roc_figure(report)),
-            ("calibration", plots.calibration_figure(report)),
-            ("importance", plots.importance_figure(report)),
-        ):
-            mlflow.log_figure(figure, f"plots/{part}.png")
-        labelled = pd.concat([report.split.train, report.split.valid, report.split.test])
+        _log_report(report)
         bundle = report.model.save(
             Path(tmp) / BUNDLE_ARTIFACT,
-            metadata={
-                "run_id": run.info.run_id,
-                "metrics": report.summary(),
-                "data": report.data,
-                # the group's comparison values the drivers quote ("the group's median is ...")
-                "norms": group_norms(labelled, task),
-            },
+            metadata={"run_id": run.info.run_id, "metrics": report.summary(), "data": report.data},
         )
-        sample = report.model.matrix(report.split.test.head(50))
+        sample = report.split.test.head(50)[report.model.features]
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_MODEL_CODE),
@@ -228,6 +203,29 @@ def track(
     return TrackedRun(run.info.run_id, name, promotion, path)
 
 
+def _log_report(report: TrainingReport) -> None:
+    """Log a report to the active run: parameters, data description, metrics, timings, the
+    feature registry, the report tables and the plots."""
+    mlflow.log_params(
+        {
+            **report.model.params.model_dump(),
+            **{f"data.{k}": v for k, v in report.data.items()},
+            "trees": report.model.booster_.num_trees(),
+        }
+    )
+    mlflow.log_metrics(report.summary())
+    mlflow.log_metrics({f"seconds_{k}": v for k, v in report.seconds.items()})
+    mlflow.log_dict({"features": [asdict(f) for f in features_for(report.task)]}, "features.json")
+    for part in ("calibration", "slices", "importance", "search"):
+        mlflow.log_text(getattr(report, part).to_csv(index=False), f"report/{part}.csv")
+    for part, figure in (
+        ("roc", plots.roc_figure(report)),
+        ("calibration", plots.calibration_figure(report)),
+        ("importance", plots.importance_figure(report)),
+    ):
+        mlflow.log_figure(figure, f"plots/{part}.png")
+
+
 def export_champion(task: Task, settings: Settings | None = None) -> Path:
     """Write the task's champion as a self-contained bundle to ``<models_dir>/<task>/``
     (atomically), with its registered name and version in the metadata."""
@@ -239,11 +237,11 @@ def export_champion(task: Task, settings: Settings | None = None) -> Path:
     return model.save(settings.models_dir / task, metadata=model.metadata_)
 
 
-def _signature_frame(matrix: pd.DataFrame) -> pd.DataFrame:
+def _signature_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """Feature rows as MLflow sees them: categoricals as plain strings."""
-    frame = matrix.copy()
+    frame = rows.copy()
     for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+        if isinstance(frame[column].dtype, pd.CategoricalDtype | pd.StringDtype):
             frame[column] = frame[column].astype("string").astype(object)
     return frame
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from cjm_ml.explain.drivers import DriverExplainer
-from cjm_ml.training.norms import group_norms
 from cjm_ml.params import TASKS, Task
 from cjm_ml.training.model import RiskModel
+from cjm_ml.training.norms import group_norms
 from cjm_ml.training.split import time_split
 
 

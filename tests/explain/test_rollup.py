@@ -1,36 +1,18 @@
-"""Roll-ups: arithmetic on a hand-made case, the journey map's hotspots, recovery of the planted
-frictions on a simulated group, and the what-if against a re-simulation."""
+"""Roll-ups: arithmetic on a hand-made case, the journey map's hotspots, and the refusals.
+(Their checks against the simulator are in ``tests/evaluation``.)"""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from cjm_ml.explain.drivers import DriverExplainer, drivers_for
-from cjm_ml.training.norms import group_norms
-from cjm_ml.explain.rollup import (
-    HOTSPOT_COLUMNS,
-    WHAT_IF_SLACK,
-    WHAT_IF_TOLERANCE,
-    hotspots,
-    planted_recovery,
-    recovery_rate,
-    resimulated_what_if,
-    rollup,
-)
-from cjm_ml.features.pipeline import build_feature_table
-from cjm_ml.features.timeline import Timeline
-from cjm_ml.params import TASKS, Task
-from cjm_ml.simulation import SimulatedGroup, SimulationConfig, simulate
-from cjm_ml.simulation.rooftops import PlantedDeviation
-from cjm_ml.training.model import RiskModel
-from cjm_ml.training.split import time_split
+from cjm_ml.explain.drivers import drivers_for
+from cjm_ml.explain.rollup import HOTSPOT_COLUMNS, hotspots, rollup
 
 CONF, DIST = "no_confirmation", "distance_to_rooftop_km"
 
 
-def _hand_made() -> pd.DataFrame:
+def hand_made_contributions() -> pd.DataFrame:
     """Two rooftops, two appointments each, one friction and one context driver."""
     rows = [
         # rooftop, instance, driver, contribution, risk points, present, fix gain
@@ -52,7 +34,7 @@ def _at(roll: pd.DataFrame, rooftop: str, driver: str) -> pd.Series:
 
 
 def test_rollup_arithmetic_on_a_hand_made_case() -> None:
-    roll = rollup(_hand_made(), drivers_for("no_show"), "no_show")
+    roll = rollup(hand_made_contributions(), drivers_for("no_show"), "no_show")
     assert roll["rooftop_id"].tolist() == ["group", "group", "A", "A", "B", "B"]
     expected = {
         # scope, driver: instances, total, mean_shap, mean_contribution, fix gain, excess, rank
@@ -85,7 +67,7 @@ def test_rollup_arithmetic_on_a_hand_made_case() -> None:
 
 
 def test_hotspots_are_the_rooftops_frictions_for_the_journey_map() -> None:
-    roll = rollup(_hand_made(), drivers_for("no_show"), "no_show")
+    roll = rollup(hand_made_contributions(), drivers_for("no_show"), "no_show")
     spots = hotspots(roll)
     assert tuple(spots.columns) == HOTSPOT_COLUMNS
     assert spots.to_dict("records") == [
@@ -108,104 +90,13 @@ def test_hotspots_are_the_rooftops_frictions_for_the_journey_map() -> None:
     ]
 
 
-def _planted(rooftop: str, friction: str) -> PlantedDeviation:
-    return PlantedDeviation(
-        rooftop_id=rooftop,
-        friction=friction,
-        task="no_show",
-        setting="confirmation_rate_far",
-        value=0.1,
-        group_standard=0.9,
-    )
-
-
-def test_planted_recovery_on_a_hand_made_case() -> None:
-    roll = rollup(_hand_made(), drivers_for("no_show"), "no_show")
-    planted = [_planted("A", CONF), _planted("A", CONF), _planted("B", CONF)]
-    planted.append(_planted("A", "recall_not_notified"))  # no feature of the task expresses it
-    rec = planted_recovery(roll, planted)
-    ranks = [None if pd.isna(r) else int(r) for r in rec["excess_rank"]]
-    assert list(zip(rec["rooftop_id"], rec["friction"], ranks, rec["recovered"], strict=True)) == [
-        ("A", CONF, 1, True),
-        ("B", CONF, 1, False),  # ranked first, but it carries less than the group standard
-        ("A", "recall_not_notified", None, False),
-    ]
-    assert recovery_rate(rec) == pytest.approx(1 / 3)
-
-
 def test_rollup_refuses_missing_columns_and_unknown_drivers() -> None:
     with pytest.raises(ValueError, match="no_show: the contributions lack present, fix_gain"):
         rollup(
-            _hand_made().drop(columns=["present", "fix_gain"]), drivers_for("no_show"), "no_show"
+            hand_made_contributions().drop(columns=["present", "fix_gain"]),
+            drivers_for("no_show"),
+            "no_show",
         )
-    bad = _hand_made().assign(driver="lead_type")
+    bad = hand_made_contributions().assign(driver="lead_type")
     with pytest.raises(ValueError, match="contributions for unknown driver\\(s\\) lead_type"):
         rollup(bad, drivers_for("no_show"), "no_show")
-
-
-@pytest.fixture(scope="module")
-def group_25k() -> tuple[SimulatedGroup, dict[Task, DriverExplainer], dict[Task, pd.DataFrame]]:
-    """A group big enough for every planted friction to show (about 10 s to build and fit)."""
-    group = simulate(SimulationConfig(rooftops=6, customers=25_000, seed=11))
-    timeline = Timeline(group.events)
-    tables = {t: build_feature_table(timeline, t) for t in TASKS}
-    explainers = {}
-    for t in TASKS:
-        split = time_split(tables[t])
-        model = RiskModel(t).fit(split.train, split.valid)
-        explainers[t] = DriverExplainer(model, group_norms(tables[t], t))
-    return group, explainers, tables
-
-
-def test_the_rollups_recover_every_planted_friction(
-    group_25k: tuple[SimulatedGroup, dict[Task, DriverExplainer], dict[Task, pd.DataFrame]],
-) -> None:
-    group, explainers, tables = group_25k
-    rolls = pd.concat(
-        [
-            rollup(explainers[t].driver_contributions(tables[t]), explainers[t].drivers, t)
-            for t in TASKS
-        ]
-    )
-    rec = planted_recovery(rolls, group.planted)
-    assert len(rec) == 8
-    assert rec["recovered"].all(), rec.to_string()
-    assert recovery_rate(rec) == 1.0
-    # The slow BDC is also the rooftop's heaviest driver of all, context included.
-    slow = rec[rec["friction"] == "slow_first_response"].iloc[0]
-    assert (slow["rank"], slow["friction_rank"], slow["excess_rank"]) == (1, 1, 1)
-
-
-def test_what_if_against_a_resimulation_of_the_slow_rooftop(
-    small_group: SimulatedGroup,
-    tables: dict[Task, pd.DataFrame],
-    explainers: dict[Task, DriverExplainer],
-) -> None:
-    check = resimulated_what_if(
-        explainers["lead_leakage"],
-        small_group.config,
-        "rt-02",
-        "slow_first_response",
-        original=small_group,
-        table=tables["lead_leakage"],
-    )
-    assert check.settings == ["response_median_minutes", "no_response_rate", "follow_up_attempts"]
-    assert check.true_change < -0.1  # the group standard cuts the rooftop's leakage a lot
-    assert check.present_after < check.present_before
-    removed = 1 - check.present_after / check.present_before
-    assert check.predicted_change == pytest.approx(check.what_if_change * removed)
-    assert check.predicted_change < 0 and check.resimulated_change < 0
-    miss = abs(check.predicted_change - check.true_change)
-    assert check.wrong == (miss > max(WHAT_IF_TOLERANCE * abs(check.true_change), WHAT_IF_SLACK))
-    assert f"{check.true_change * 100:+.1f} pts true" in check.note
-    assert np.isfinite([check.true_before, check.true_after, check.model_before]).all()
-
-
-def test_what_if_refuses_a_friction_that_was_not_planted(
-    small_group: SimulatedGroup, explainers: dict[Task, DriverExplainer]
-) -> None:
-    with pytest.raises(ValueError, match="no planted deviation 'no_confirmation' at 'rt-02'"):
-        resimulated_what_if(
-            explainers["no_show"], small_group.config, "rt-02", "no_confirmation",
-            original=small_group,
-        )  # fmt: skip

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cjm_ml.cli import app
+from cjm_ml.cli.main import app
 from cjm_ml.features.instances import (
     NoInstancesError,
     _parse_moments,

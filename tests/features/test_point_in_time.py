@@ -1,6 +1,10 @@
 """No leakage, by property: nothing at or after a cutoff moves that instance's features; input
 order does not matter; a partition of customers, one customer, or serving at the cutoff with
-only the events known then all give the training row."""
+only the events known then all give the training row.
+
+Every drawn journey holds an anchor for each task, so each property checks instances of all
+three tasks in every example (a test below proves it); a task without its anchor is tested
+on its own."""
 
 from __future__ import annotations
 
@@ -8,21 +12,30 @@ import json
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from cjm_ml.events import TS_DTYPE, catalogue, event_dtypes, sort_events
 from cjm_ml.features.build import BUILDERS
-from cjm_ml.features.instances import build_instances
+from cjm_ml.features.instances import NoInstancesError, build_instances
 from cjm_ml.features.timeline import Timeline
 from cjm_ml.params import TASKS, Task
 from cjm_ml.simulation import SimulatedGroup, SimulationConfig
-from tests.features.journeys import DAY0
+from tests.features.journeys import DAY0, at
+from tests.features.journeys import events as journey
 
 START = DAY0
 AS_OF = DAY0 + pd.Timedelta(days=400)
 TYPES = list(catalogue().event_type_keys)
 CHANNELS = [*catalogue().channels, None]
+#: The first three events of every drawn journey: one anchor per task (a lead, a booking, a
+#: delivery), so every task has instances to check.
+ONE_ANCHOR_PER_TASK = (
+    ["lead_form", "lead_call"],
+    ["appointment_set", "service_appointment_set"],
+    ["vehicle_delivery"],
+)
 ANCHORS = [
     "lead_form",
     "lead_call",
@@ -35,11 +48,12 @@ ANCHORS = [
 
 @st.composite
 def journeys(draw: st.DrawFn) -> pd.DataFrame:
-    """Two or three customers with anchors for every task and random touchpoints around them."""
+    """Up to three customers with anchors for every task and random touchpoints around them."""
     rows = []
     n = draw(st.integers(8, 40))
     for i in range(n):
-        etype = draw(st.sampled_from(ANCHORS if i < 6 else TYPES))
+        first = ONE_ANCHOR_PER_TASK[i] if i < len(ONE_ANCHOR_PER_TASK) else None
+        etype = draw(st.sampled_from(first or (ANCHORS if i < 6 else TYPES)))
         minute = draw(st.integers(0, 30 * 1440))
         attrs: dict[str, str] = {}
         appointment = f"a-{draw(st.integers(0, 4))}"
@@ -90,22 +104,55 @@ def _features(events: pd.DataFrame, instances: pd.DataFrame, task: Task) -> pd.D
     return BUILDERS[task](events, instances).set_index("instance_id")
 
 
-def _instances(events: pd.DataFrame, task: Task) -> pd.DataFrame | None:
-    try:
-        return build_instances(events, task, as_of=AS_OF)
-    except ValueError:
-        return None
+def _instances(events: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """The task's instances as of ``AS_OF``; a drawn journey always has some (else it fails)."""
+    instances = build_instances(events, task, as_of=AS_OF)
+    note(f"{task}: {len(instances)} instance(s)")
+    assert len(instances) > 0
+    return instances
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None)
+@given(events=journeys())
+def test_every_drawn_journey_has_instances_of_every_task(events: pd.DataFrame) -> None:
+    for task in TASKS:
+        instances = build_instances(events, task, as_of=AS_OF)
+        assert len(instances) >= 1
+        assert set(instances["customer_id"]) <= set(events["customer_id"])
+        assert (instances["cutoff_ts"] <= AS_OF).all()
+
+
+def test_a_task_without_its_anchor_has_no_instances_and_the_others_are_unaffected() -> None:
+    """The case the properties cannot draw: a customer with a lead but no booking or delivery."""
+    ev = journey(
+        [
+            {"ts": at(0, "10:00"), "event_type": "lead_form", "event_id": "lead-1"},
+            {"ts": at(0, "10:30"), "event_type": "sms_sent", "channel": "sms"},
+            {"ts": at(0, "13:00"), "event_type": "vdp_view"},
+        ]
+    )
+    with pytest.raises(NoInstancesError, match="no_show: the events hold no booking"):
+        build_instances(ev, "no_show", as_of=AS_OF)
+    with pytest.raises(NoInstancesError, match="service_defection: the events hold no vehicle"):
+        build_instances(ev, "service_defection", as_of=AS_OF)
+    instances = build_instances(ev, "lead_leakage", as_of=AS_OF)
+    assert instances["instance_id"].tolist() == ["lead-1"]
+    # the view at 13:00 is after the cutoff (12:00): removing it moves nothing
+    before = _features(ev, instances, "lead_leakage")
+    after = _features(ev[ev["event_type"] != "vdp_view"], instances, "lead_leakage")
+    pd.testing.assert_frame_equal(after, before)
+    assert before.loc["lead-1", "first_response_minutes"] == 30.0
+
+
+# 40 examples: each one perturbs every instance of all three tasks
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=journeys(), data=st.data())
 def test_events_at_or_after_the_cutoff_never_move_a_feature(
     events: pd.DataFrame, data: st.DataObject
 ) -> None:
+    checked = 0
     for task in TASKS:
         instances = _instances(events, task)
-        if instances is None:
-            continue
         full = _features(events, instances, task)
         for _, inst in instances.iterrows():
             cutoff, customer = inst["cutoff_ts"], inst["customer_id"]
@@ -136,6 +183,8 @@ def test_events_at_or_after_the_cutoff_never_move_a_feature(
             one = instances[instances["instance_id"] == inst["instance_id"]]
             got = _features(perturbed, one, task)
             pd.testing.assert_frame_equal(got, full.loc[[inst["instance_id"]]], check_dtype=False)
+            checked += 1
+    assert checked >= len(TASKS)  # at least one instance of every task was perturbed
 
 
 @settings(max_examples=40, deadline=None)
@@ -144,8 +193,6 @@ def test_input_row_order_changes_nothing(events: pd.DataFrame, seed: int) -> Non
     shuffled = events.sample(frac=1.0, random_state=seed)
     for task in TASKS:
         instances = _instances(events, task)
-        if instances is None:
-            continue
         pd.testing.assert_frame_equal(
             _features(events, instances, task), _features(shuffled, instances, task)
         )

@@ -3,12 +3,14 @@ and its cheap paths for a request's few events give exactly what its vectorised 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cjm_ml.features.pipeline import build_feature_table
-from cjm_ml.features.timeline import Timeline
+from cjm_ml.features.timeline import Timeline, timestamp_ns
 from cjm_ml.params import TASKS
 from cjm_ml.simulation import SimulatedGroup
 from tests.features.journeys import at, events
@@ -122,3 +124,44 @@ def test_until_leaves_later_bad_rows_alone() -> None:
         Timeline(later_unknown)
     cut = Timeline(later_unknown, until=pd.Timestamp(at(1)))
     assert len(cut) == 1 and Timeline.event_type_names()[cut.etype[0]] == "vdp_view"
+
+
+def test_simultaneous_events_are_ordered_by_channel_value_then_id_whatever_the_input_order() -> (
+    None
+):
+    same = {"ts": at(0, "10:00"), "event_type": "sms_sent"}
+    rows = [
+        {**same, "event_id": "by-email", "channel": "email"},
+        {**same, "event_id": "sms-b", "channel": "sms"},
+        {**same, "event_id": "sms-a", "channel": "sms"},
+        {**same, "event_id": "sms-valued", "channel": "sms", "value": 1},
+    ]
+    expected = ["sms-valued", "sms-a", "sms-b", "by-email"]  # sms before email (catalogue order)
+    for order in itertools.permutations(range(4)):
+        tl = Timeline(events([rows[i] for i in order]))
+        assert tl.column(np.arange(4), "event_id").tolist() == expected, order
+    later = {"ts": at(1), "event_type": "vdp_view", "event_id": "later"}
+    cut = Timeline(events([later, *rows[::-1]]), until=pd.Timestamp(at(0, "10:01")))
+    assert cut.column(np.arange(len(cut)), "event_id").tolist() == expected
+
+
+def test_categorical_customer_ids_answer_as_strings_do() -> None:
+    table = events(
+        [
+            {"ts": at(0), "event_type": "vdp_view", "customer_id": "c-2"},
+            {"ts": at(1), "event_type": "vdp_view", "customer_id": "c-1"},
+            {"ts": at(2), "event_type": "lead_form", "customer_id": "c-2"},
+        ]
+    )
+    levels = pd.CategoricalDtype(["c-2", "c-1"])  # not the strings' order
+    as_strings = Timeline(table)
+    as_categories = Timeline(table.assign(customer_id=table["customer_id"].astype(levels)))
+    assert list(as_strings.customers) == ["c-1", "c-2"]
+    assert list(as_categories.customers) == ["c-2", "c-1"]  # the categorical's own codes
+    assert as_categories.column(np.arange(3), "customer_id").tolist() == ["c-2", "c-2", "c-1"]
+    ids = pd.Series(["c-1", "c-2", "c-3"], dtype="string")
+    end = np.array([timestamp_ns(pd.Timestamp(at(3)))] * 3)
+    for tl in (as_strings, as_categories):
+        window = tl.window(tl.customer_codes(ids), None, end)
+        assert Timeline.count(tl.positions("vdp_view"), window).tolist() == [1, 1, 0]
+        assert Timeline.count(tl.positions("lead_form"), window).tolist() == [0, 1, 0]

@@ -10,9 +10,7 @@ import pytest
 from cjm_ml.features.instances import NoInstancesError
 from cjm_ml.features.timeline import MissingColumnsError
 from cjm_ml.journey.analytics import (
-    GROUP,
     KPIS,
-    JourneyRules,
     journey_ends,
     journey_flows,
     post_sale_journey,
@@ -23,6 +21,7 @@ from cjm_ml.journey.analytics import (
     top_paths,
     transitions,
 )
+from cjm_ml.rules import GROUP, JourneyRules
 from cjm_ml.simulation import SimulatedGroup
 
 # ------------------------------------------------------------------------------ funnel

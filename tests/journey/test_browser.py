@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cjm_ml.formatting import format_kpi
 from cjm_ml.journey.analytics import KPIS, rooftop_kpis
-from cjm_ml.journey.report import format_kpi, write_report
+from cjm_ml.journey.report import write_report
 from cjm_ml.simulation import SimulatedGroup
 from tests.journey.browser import CHROMIUM, chromium, serve
 
@@ -78,7 +79,7 @@ def test_journey_map_renders_in_a_real_browser(small_group: SimulatedGroup, tmp_
     kpis = rooftop_kpis(small_group.events)
     for kpi in KPIS:
         for value in kpis.loc[kpis["kpi"] == kpi.key, "value"]:
-            assert format_kpi(kpi, value) in text, kpi.key
+            assert format_kpi(value, kpi.unit) in text, kpi.key
     assert "Lakeside Honda on first response (median)" in text  # the planted slow BDC
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 100_000

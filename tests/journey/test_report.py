@@ -11,16 +11,10 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from cjm_ml.events import catalogue
-from cjm_ml.journey.analytics import KPIS, JourneyRules, rooftop_kpis
-from cjm_ml.journey.report import (
-    build_report,
-    format_deviation,
-    format_duration_hours,
-    format_kpi,
-    rooftop_names_of,
-    source_label,
-    write_report,
-)
+from cjm_ml.formatting import format_kpi
+from cjm_ml.journey.analytics import KPIS, rooftop_kpis
+from cjm_ml.journey.report import build_report, rooftop_names_of, write_report
+from cjm_ml.rules import JourneyRules
 
 NAMES = {"rt-01": "Northgate Toyota", "rt-02": "Lakeside Honda"}
 RULES = JourneyRules(min_sample=1)
@@ -79,13 +73,13 @@ def test_kpi_table_shows_names_values_and_highlights_deviations(
     assert "Northgate Toyota" in text and "Lakeside Honda" in text
     assert "Answered within 15 min" in text  # the SLA from TaskParams, in the heading
     # rt-02 answers in a median 60 min against the group's 10: flagged, with its size
-    assert re.search(r"class='num flag'[^>]*><span class='big'>1\.0 h</span><br>", page)
+    assert re.search(r"class='num flag'[^>]*><span class='big'>1 h</span><br>", page)
     assert "+50 min vs group" in text
     assert "−25.0 pts vs group" in text  # lead to sale: 0% against 25%
     kpis = rooftop_kpis(lead_journeys, rules=RULES)
     for kpi in KPIS:
         for value in kpis.loc[kpis["kpi"] == kpi.key, "value"]:
-            assert format_kpi(kpi, value) in text, kpi.key
+            assert format_kpi(value, kpi.unit) in text, kpi.key
     flagged_cells = page.count("class='num flag'")
     assert flagged_cells == int(kpis["flagged"].sum()) == 7
     assert "Flagged: Lakeside Honda on first response (median)" in text
@@ -154,31 +148,16 @@ def test_write_report_is_atomic(tmp_path: Path, lead_journeys: pd.DataFrame) -> 
     assert list(tmp_path.glob("*.html")) == [] and list(tmp_path.glob(".*")) == []
 
 
-def test_formats_read_like_a_dealer_would_say_them() -> None:
-    assert [format_duration_hours(h) for h in (0.25, 5.5, 72, 300, float("nan"))] == [
-        "15 min",
-        "5.5 h",
-        "3.0 days",
-        "12 days",
-        "–",
-    ]
-    assert format_duration_hours(300, short=True) == "12 d"
-    response, sla, csi = (
-        next(k for k in KPIS if k.key == key)
-        for key in (
-            "first_response_minutes",
-            "responded_within_sla",
-            "csi_score",
-        )
-    )
-    assert format_kpi(response, 224.2) == "3.7 h"
-    assert format_kpi(sla, 0.1203) == "12.0%"
-    assert format_kpi(csi, 8.53) == "8.5"
-    assert format_deviation(response, 196.3) == "+3.3 h vs group"
-    assert format_deviation(sla, -0.2648) == "−26.5 pts vs group"
-    assert format_deviation(csi, -0.6) == "−0.6 vs group"
-    assert source_label("cars_com") == "Cars.com"
-    assert source_label("tiktok_ads") == "Tiktok ads"
-    assert rooftop_names_of([{"rooftop_id": "rt-01", "name": "Northgate Toyota"}]) == {
+def test_funnel_cells_worse_than_the_group_are_red(page: str) -> None:
+    """Conversion 5 points or more below the group's is highlighted (``rules.worse_than_group``),
+    with durations worded as the driver sentences word them."""
+    assert page.count("class='num low'") == 3
+    assert "<span class='small'>1 h · p90 1 h</span>" in page
+    assert "23 h 55 min · p90 43 h 11 min" in page
+    assert not re.search(r"\d\.\d h\b", _visible_text(page))  # no "3.2 h" any more
+
+
+def test_rooftop_names_come_from_the_rooftop_records() -> None:
+    assert rooftop_names_of([{"rooftop_id": "rt-01", "name": "Northgate Toyota"}, {"x": 1}]) == {
         "rt-01": "Northgate Toyota"
     }

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cjm_ml.cli import app
+from cjm_ml.cli.main import app
 from cjm_ml.events import validate_events
 from cjm_ml.simulation import SimulatedGroup, SimulationConfig, simulate
 from cjm_ml.simulation.rooftops import default_rooftops

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cjm_ml.cli import app
+from cjm_ml.cli.main import app
 from cjm_ml.params import Task
 from cjm_ml.simulation import SimulatedGroup
 

@@ -1,4 +1,5 @@
-"""The scoring API through TestClient: every endpoint, the auth matrix, errors, reload."""
+"""The scoring API (`cjm_ml.serving.api`) through TestClient: every endpoint, the auth matrix,
+errors, reload; the service's batched scoring (`Service.score_jobs`)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cjm_ml.cli import _settings_env
 from cjm_ml.config import Settings
 from cjm_ml.features.build import BUILDERS
 from cjm_ml.features.instances import open_instances
 from cjm_ml.params import TASKS, Task
-from cjm_ml.serving.app import ScoreJob, create_app
+from cjm_ml.serving.api.main import create_app
 from cjm_ml.serving.schemas import MAX_EVENTS, ScoreOut
+from cjm_ml.serving.server import settings_env
+from cjm_ml.serving.service import ScoreJob
 from cjm_ml.serving.store import SqliteEventStore
 from cjm_ml.serving.tenants import generate_api_key, hash_api_key
 from cjm_ml.simulation import SimulatedGroup
@@ -426,7 +428,7 @@ def test_cjm_serve_answers_over_http_and_stops_every_worker(api: Api) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, **_settings_env(api.settings), "CJM_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings_env(api.settings), "CJM_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "cjm_ml.cli", "serve", "--host", "127.0.0.1"]
     server = subprocess.Popen([*command, "--port", str(port), "--workers", "2"], env=env)
     base = f"http://127.0.0.1:{port}"

@@ -1,0 +1,1 @@
+"""The ``cjm`` command line: one module per command, registered on the app in ``main``."""

@@ -1,0 +1,123 @@
+"""``cjm explain`` and the demo's explanation report, with the checks a simulated group allows.
+
+On a folder the simulator wrote (a ``rooftops.json`` with planted deviations beside the feature
+folder), the roll-ups are scored against the planted frictions and, on request, the what-if is
+checked by re-simulating. On a real dealer group the report is ``cjm_ml.explain.report``'s alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cjm_ml.config import Settings
+from cjm_ml.evaluation.recovery import format_recovery, planted_recovery
+from cjm_ml.evaluation.simulated import Simulated, read_simulated
+from cjm_ml.evaluation.what_if import format_what_if, resimulated_what_if
+from cjm_ml.explain.report import Explained, explain_task, explain_tasks, format_pictures
+from cjm_ml.params import TASKS, Task
+from cjm_ml.simulation import SimulatedGroup, simulate
+
+
+def run_explain(
+    task: Task,
+    *,
+    rooftop: str | None = None,
+    instance_id: str | None = None,
+    features: Path | None = None,
+    model: Path | None = None,
+    out: Path | None = None,
+    what_if: bool = False,
+    settings: Settings | None = None,
+) -> str:
+    """``cjm explain``: ``explain_task``'s roll-up and instance (defaults: the demo's feature
+    table, ``<models_dir>/<task>``, ``<demo_dir>/explain``), and on a simulated group the
+    planted-friction recovery (with ``what_if``, the re-simulation checks). Returns the text.
+    Refuses a missing file, an unknown rooftop or instance, by name."""
+    settings = settings or Settings()
+    features = features or settings.demo_dir / "features" / f"{task}.parquet"
+    explained = explain_task(
+        task,
+        features=features,
+        model=model or settings.models_dir / task,
+        out=out or settings.demo_dir / "explain",
+        rooftop=rooftop,
+        instance_id=instance_id,
+    )
+    lines = list(explained.lines)
+    simulated = read_simulated(features.parent.parent)
+    if simulated is not None:
+        lines += _planted_checks(explained, simulated, task, rooftop, what_if)
+    return "\n".join([*lines, format_pictures(explained.pictures)])
+
+
+def _planted_checks(
+    explained: Explained, simulated: Simulated, task: Task, rooftop: str | None, what_if: bool
+) -> list[str]:
+    """The recovery of the task's planted frictions (at ``rooftop``, if given), and with
+    ``what_if`` one re-simulation per planted rooftop and friction; no lines if none."""
+    planted = [p for p in simulated.planted if p.task == task]
+    if rooftop is not None:
+        planted = [p for p in planted if p.rooftop_id == rooftop]
+    if not planted:
+        return []
+    lines = ["Planted frictions (simulated group)"]
+    lines += [format_recovery(planted_recovery(explained.rollup, planted)), ""]
+    if what_if:
+        original = simulate(simulated.config)
+        checks = [
+            resimulated_what_if(
+                explained.explainer,
+                simulated.config,
+                rooftop_id,
+                friction,
+                original=original,
+                table=explained.table,
+            )
+            for rooftop_id, friction in dict.fromkeys((p.rooftop_id, p.friction) for p in planted)
+        ]
+        lines += ["What-if against re-simulation", format_what_if(checks), ""]
+    return lines
+
+
+def explain_demo(
+    demo_dir: Path, models_dir: Path, *, out: Path | None = None, what_if: bool = True
+) -> str:
+    """The demo's explanation report: each task's group roll-up (``explain_tasks``, which also
+    writes the beeswarms, ``<out>/rollups.parquet`` and ``<out>/hotspots.parquet``), the
+    planted-friction recovery over all tasks, and (``what_if``) one re-simulation check per
+    task. ``out`` defaults to ``<demo_dir>/explain``. Returns the text."""
+    out = out or demo_dir / "explain"
+    explained = explain_tasks(TASKS, demo_dir / "features", models_dir, out)
+    lines = [line for e in explained.values() for line in e.lines]
+    simulated = read_simulated(demo_dir)
+    if simulated is not None and simulated.planted:
+        rollups = pd.concat([e.rollup for e in explained.values()], ignore_index=True)
+        lines += ["Planted frictions (simulated group)"]
+        lines += [format_recovery(planted_recovery(rollups, simulated.planted)), ""]
+        if what_if:
+            lines += ["What-if against re-simulation", _first_per_task(explained, simulated), ""]
+    lines += [f"Pictures and roll-ups: {out}"]
+    return "\n".join(lines)
+
+
+def _first_per_task(explained: dict[Task, Explained], simulated: Simulated) -> str:
+    """The re-simulation check of each task's first planted friction, as text."""
+    original: SimulatedGroup = simulate(simulated.config)
+    checks = []
+    for task, e in explained.items():
+        first = next((p for p in simulated.planted if p.task == task), None)
+        if first is None:
+            continue
+        checks.append(
+            resimulated_what_if(
+                e.explainer,
+                simulated.config,
+                first.rooftop_id,
+                first.friction,
+                original=original,
+                table=e.table,
+            )
+        )
+    return format_what_if(checks)

@@ -1,0 +1,153 @@
+"""Sentences from the feature registry's wording: each feature's value in dealer terms and its
+comparison with the group (vectorised over rows). Values are worded by ``cjm_ml.formatting``."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cjm_ml.formatting import format_standard, format_values
+from cjm_ml.params import Task, TaskParams
+from cjm_ml.registry import FeatureSpec, feature_spec, features_for
+
+
+def _missing(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    """Where the values are unknown: NaN, or a category's missing or ``unknown`` level."""
+    if spec.unit == "category":
+        v = np.asarray(values, dtype=object)
+        return np.asarray(pd.isna(v) | (v == "unknown"), dtype=bool)
+    return np.isnan(np.asarray(values, dtype=float))
+
+
+#: Feature values for rendering: (feature name, row positions) -> that feature's values there.
+ValueSource = Callable[[str, np.ndarray], np.ndarray]
+
+
+def _compile(template: str) -> list[tuple[str, str | None]]:
+    return [(lit, fld) for lit, fld, _, _ in string.Formatter().parse(template)]
+
+
+def _upper_first(text: np.ndarray) -> np.ndarray:
+    return np.array([t[:1].upper() + t[1:] for t in text], dtype=object)
+
+
+class Renderer:
+    """Phrases for one task's features, from the registry's wording (vectorised)."""
+
+    def __init__(self, task: Task, norms: Mapping[str, float]) -> None:
+        self.specs = {f.name: f for f in features_for(task)}
+        self.norm_text = {
+            name: format_standard(self.specs[name], v)
+            for name, v in norms.items()
+            if name in self.specs
+        }
+        self.clause: dict[str, list[tuple[str, str | None]]] = {}
+        self.templates: dict[str, tuple[list[tuple[str, str | None]], ...]] = {}
+        for f in self.specs.values():
+            w = f.wording
+            assert w is not None  # check_registry guarantees it
+            if w.standard and f.name in self.norm_text:
+                self.clause[f.name] = _compile(w.standard)
+            self.templates[f.name] = tuple(
+                _compile(t) for t in (w.says, w.zero, w.unknown, w.when[2] if w.when else "")
+            )
+
+    def _fill(
+        self,
+        parts: list[tuple[str, str | None]],
+        feature: str,
+        rows: np.ndarray,
+        source: ValueSource,
+        capital: bool,
+    ) -> np.ndarray:
+        out: Any = np.full(len(rows), "", dtype=object)
+        for k, (lit, fld) in enumerate(parts):
+            if lit:
+                out = out + (lit[:1].upper() + lit[1:] if capital and k == 0 else lit)
+            if fld is None:
+                continue
+            if fld == "standard":
+                out = out + self.norm_text.get(feature, "the group's usual")
+                continue
+            name = feature if fld == "value" else fld
+            spec = self.specs[name]
+            vals = source(name, rows)
+            miss = _missing(spec, vals)
+            text = np.full(len(rows), "unknown", dtype=object)
+            if (~miss).any():
+                text[~miss] = format_values(spec, vals[~miss])
+            if capital and k == 0 and not lit:
+                text = _upper_first(text)
+            out = out + text
+        return np.asarray(out, dtype=object)
+
+    def phrase(
+        self, feature: str, rows: np.ndarray, source: ValueSource, capital: bool = False
+    ) -> np.ndarray:
+        """The feature's phrase for each row, with its comparison with the group appended."""
+        spec = self.specs[feature]
+        w = spec.wording
+        assert w is not None
+        vals = source(feature, rows)
+        miss = _missing(spec, vals)
+        choice = np.zeros(len(rows), dtype=np.int64)  # 0 says, 1 zero, 2 unknown, 3 when
+        if spec.unit in ("flag", "count"):
+            numbers = np.asarray(vals, dtype=float)
+            choice[~miss & (np.rint(np.nan_to_num(numbers, nan=1.0)) == 0)] = 1
+        if w.when is not None:
+            other, value, _ = w.when
+            choice[np.asarray(source(other, rows), dtype=float) == value] = 3
+        choice[miss] = 2
+        out = np.empty(len(rows), dtype=object)
+        for k, parts in enumerate(self.templates[feature]):
+            m = choice == k
+            if m.any():
+                out[m] = self._fill(parts, feature, rows[m], source, capital)
+        clause = self.clause.get(feature)
+        if clause is not None and (~miss).any():
+            out[~miss] = out[~miss] + "; " + self._fill(clause, feature, rows[~miss], source, False)
+        return out
+
+
+def with_standard(
+    task: Task, norms: Mapping[str, float] | None, params: TaskParams
+) -> dict[str, float]:
+    """``norms`` plus the group's response standard for the features compared with it."""
+    out = dict(norms or {})
+    for f in features_for(task):
+        if f.wording is not None and f.wording.norm == "sla":
+            out.setdefault(f.name, float(params.response_sla_minutes))
+    return out
+
+
+def feature_phrases(
+    table: pd.DataFrame,
+    task: Task,
+    feature: str,
+    norms: Mapping[str, float] | None = None,
+    params: TaskParams | None = None,
+) -> pd.Series:
+    """How ``feature`` reads for each row of ``table`` (a feature table of ``task``): its value
+    in dealer terms and its comparison with the group (``norms``, e.g. ``group_norms``; the
+    response standard comes from ``params``). Refuses a feature the task does not have, or a
+    table missing a column the wording reads, by name."""
+    if feature not in {f.name for f in features_for(task)}:
+        raise KeyError(f"{task} has no feature {feature!r}")
+    renderer = Renderer(task, with_standard(task, norms, params or TaskParams()))
+
+    def source(name: str, rows: np.ndarray) -> np.ndarray:
+        if name not in table.columns:
+            raise ValueError(
+                f"{task}: the table lacks {name}, which the wording of {feature} reads"
+            )
+        col = table[name]
+        if feature_spec(name).unit == "category":
+            return col.astype("string").fillna("unknown").to_numpy(dtype=object)[rows]
+        return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)[rows]
+
+    text = renderer.phrase(feature, np.arange(len(table)), source, capital=True)
+    return pd.Series(text, index=table.index, dtype=object, name=feature)

@@ -1,0 +1,17 @@
+"""Appending journey events to the event store."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cjm_ml.serving import service as use
+from cjm_ml.serving.api.deps import PrincipalDep, ServiceDep
+from cjm_ml.serving.schemas import ERROR_RESPONSES, AppendOut, EventsIn
+
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERROR_RESPONSES)
+
+
+@router.post("", response_model=AppendOut)
+def append_events(body: EventsIn, service: ServiceDep, principal: PrincipalDep) -> AppendOut:
+    """Append journey events to the store; sending an event again is a no-op."""
+    return use.append_events(service, principal, body.events)
