@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from cjm_ml.explain.drivers import DriverExplainer
-from cjm_ml.training.norms import group_norms
 from cjm_ml.params import TASKS, Task
 from cjm_ml.training.evaluate import risk_metrics
 from cjm_ml.training.model import RiskModel, TrainingParams
+from cjm_ml.training.norms import group_norms
 from cjm_ml.training.split import time_split
 
 ROOT = Path(__file__).resolve().parent.parent

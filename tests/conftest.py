@@ -1,7 +1,7 @@
 """Shared fixtures and the test tiers.
 
 Fixtures: one small simulated group per test session (a few seconds to build), its three
-feature tables, and a risk model per task fitted on them.
+feature tables, a risk model per task fitted on them, and its explainer.
 
 Tiers: every test that builds a simulated group, starts a browser or a real HTTP server, or
 runs a notebook is marked ``slow`` here, from what it uses: no hand-kept list. ``make unit``
@@ -18,11 +18,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from cjm_ml.explain.drivers import DriverExplainer
 from cjm_ml.features.pipeline import build_feature_table
 from cjm_ml.features.timeline import Timeline
 from cjm_ml.params import TASKS, Task
 from cjm_ml.simulation import SimulatedGroup, SimulationConfig, simulate
 from cjm_ml.training.model import RiskModel
+from cjm_ml.training.norms import group_norms
 from cjm_ml.training.split import time_split
 
 #: Fixtures that make a test slow: the session's simulated group and its tables, and so every
@@ -55,6 +57,14 @@ def models(tables: dict[Task, pd.DataFrame]) -> dict[Task, RiskModel]:
         split = time_split(tables[task])
         out[task] = RiskModel(task).fit(split.train, split.valid)
     return out
+
+
+@pytest.fixture(scope="session")
+def explainers(
+    models: dict[Task, RiskModel], tables: dict[Task, pd.DataFrame]
+) -> dict[Task, DriverExplainer]:
+    """An explainer per task, quoting the small group's norms."""
+    return {t: DriverExplainer(models[t], group_norms(tables[t], t)) for t in TASKS}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -88,6 +88,8 @@ def _train_one(
     progress: bool,
     settings: Settings,
 ) -> None:
+    from cjm_ml.features.pipeline import feature_table_params
+    from cjm_ml.io import read_parquet_metadata
     from cjm_ml.training.run import by_kind, headline, train_task
     from cjm_ml.training.tracking import describe, track
 
@@ -99,7 +101,15 @@ def _train_one(
     truth_path = truth_dir / f"truth_{name}.parquet"
     truth = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:
-        report = train_task(table, name, config, truth=truth, search=search, progress=progress)
+        report = train_task(
+            table,
+            name,
+            config,
+            task_params=feature_table_params(read_parquet_metadata(path)),
+            truth=truth,
+            search=search,
+            progress=progress,
+        )
     except ValueError as exc:
         typer.echo(f"error: {path}: {exc}", err=True)
         raise typer.Exit(code=1) from exc

@@ -1,4 +1,4 @@
-"""The small simulated group on disk as ``cjm demo`` leaves it, and its explainers."""
+"""The small simulated group on disk as ``cjm demo`` leaves it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from cjm_ml.config import Settings
 from cjm_ml.params import TASKS, Task
 from cjm_ml.simulation import SimulatedGroup, write_simulation
 from cjm_ml.training.model import RiskModel
-from tests.explain.conftest import explainers  # noqa: F401  (one explainer per task)
 
 
 @pytest.fixture(scope="module")

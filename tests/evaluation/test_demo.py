@@ -4,6 +4,7 @@ stages that are commands are recorded, not run: ``tests/cli`` and their packages
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -80,10 +81,15 @@ def test_the_demo_runs_every_stage_in_order_and_serves_with_fresh_keys(
 
 
 def test_the_demo_without_serving_stops_after_the_map(
-    on_disk: Settings, monkeypatch: pytest.MonkeyPatch
+    on_disk: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # Without rooftops.json the report has no planted frictions to check: no re-simulation.
+    out = tmp_path / "demo"
+    shutil.copytree(on_disk.demo_dir / "features", out / "features")
+    shutil.copyfile(on_disk.demo_dir / "events.parquet", out / "events.parquet")
     monkeypatch.setenv("CJM_MODELS_DIR", str(on_disk.models_dir))
     calls: list[str] = []
+    printed: list[str] = []
     stages = DemoStages(
         simulate=lambda config, folder: calls.append("simulate"),
         load_events=load_events,
@@ -92,7 +98,9 @@ def test_the_demo_without_serving_stops_after_the_map(
         write_journey_map=lambda events, html, rooftops, path: calls.append("map"),
         load_store=lambda settings, path: calls.append("load_store"),
         serve=lambda settings: calls.append("serve"),
-        echo=lambda text: None,
+        echo=printed.append,
     )
-    run_demo(on_disk.demo_dir, stages, serve=False)
+    run_demo(out, stages, serve=False)
     assert calls == ["simulate", "features", "train", "map"]
+    assert len(printed) == 3 and "Planted frictions" not in printed[2]
+    assert not (out / "tenants.json").exists()

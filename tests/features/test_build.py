@@ -11,8 +11,8 @@ from cjm_ml.features.build import (
     build_service_defection_features,
 )
 from cjm_ml.features.instances import build_instances
-from cjm_ml.registry import FEATURES, check_registry, features_for
 from cjm_ml.params import TASKS
+from cjm_ml.registry import FEATURES, check_registry, features_for
 from tests.features.journeys import at, events
 
 AS_OF = pd.Timestamp("2026-06-01T00:00:00Z")

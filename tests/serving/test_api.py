@@ -38,7 +38,6 @@ from cjm_ml.serving.store import SqliteEventStore
 from cjm_ml.serving.tenants import generate_api_key, hash_api_key
 from cjm_ml.simulation import SimulatedGroup
 from cjm_ml.training.model import RiskModel
-from cjm_ml.training.split import time_split
 
 ADMIN = "cjm.ops.admin-secret-for-tests-only"
 
@@ -76,14 +75,11 @@ def _event(**kw: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def api(
     small_group: SimulatedGroup,
-    tables: dict[Task, pd.DataFrame],
+    models: dict[Task, RiskModel],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("api")
-    models: dict[Task, RiskModel] = {}
     for task in TASKS:
-        split = time_split(tables[task])
-        models[task] = RiskModel(task).fit(split.train, split.valid)
         models[task].save(root / "models" / task, {"model_name": f"m-{task}", "version": "7"})
     keys, entries = {}, []
     for name, rooftops in (("manager", None), ("bdc", ["rt-04"])):

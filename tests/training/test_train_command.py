@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from cjm_ml.artifact import ModelArtifact
 from cjm_ml.cli.main import app
-from cjm_ml.params import Task
+from cjm_ml.features.pipeline import feature_table_metadata
+from cjm_ml.io import write_parquet_atomic
+from cjm_ml.params import Task, TaskParams
 from cjm_ml.simulation import SimulatedGroup
 
 
@@ -80,3 +84,27 @@ def test_train_refuses_unclear_or_missing_inputs(workspace: Path) -> None:
     params.write_text("[lightgbm]\nlearning_rate = -1\n")
     bad = runner.invoke(app, ["train", "--all", "--params", str(params)])
     assert bad.exit_code == 1 and f"error: {params}" in bad.output and "learning_rate" in bad.output
+
+
+def test_train_carries_the_table_s_task_parameters_into_the_bundle(
+    workspace: Path, tables: dict[Task, pd.DataFrame]
+) -> None:
+    table = tables["service_defection"]
+    hour = TaskParams(response_sla_minutes=60)
+    path = workspace / "group" / "features" / "service_defection.parquet"
+    write_parquet_atomic(table, path, feature_table_metadata(table, "service_defection", hour))
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--task",
+            "service_defection",
+            "--features-dir",
+            str(path.parent),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    bundle = json.loads((workspace / "models" / "service_defection" / "bundle.json").read_text())
+    assert TaskParams.model_validate(bundle["task_params"]) == hour
+    assert ModelArtifact.load(workspace / "models" / "service_defection").task_params == hour
