@@ -513,21 +513,10 @@ class DriverExplainer:
         x = self.encode(table)
         source = self._table_source(table, x)
         core, listed, actions = self._explain_arrays(x, source, top, bottom)
-        rows = listed["row"]
-        meta = pd.DataFrame(
-            [
-                {
-                    "driver": d.key,
-                    "label": d.label,
-                    "kind": d.kind,
-                    "stage": d.stage,
-                    "touchpoint": d.touchpoint,
-                }
-                for d in self.drivers
-            ]
-        )
+        meta = driver_table(self.drivers)
         ids = table["instance_id"].to_numpy()
         rooftops = table["rooftop_id"].astype("string").to_numpy()
+        rows = listed["row"]
         drivers = pd.DataFrame(
             {
                 "instance_id": ids[rows],
@@ -542,30 +531,33 @@ class DriverExplainer:
         )
         for name in ("text", "sentence", "contribution", "risk_points", "share", "what_if_risk"):
             drivers[name] = listed[name]
-        best = actions["driver_index"]
-        plays = {d.key: self.playbook.get(d.key) for d in self.drivers}
-        fields = ("action", "channel", "urgency", "owner")
-        per_driver = {
-            f: np.array(
-                [getattr(plays[d.key], f) if plays[d.key] else None for d in self.drivers],
-                dtype=object,
-            )
-            for f in fields
-        }
-        has = actions["has"]
         instances = pd.DataFrame(
             {
                 "instance_id": ids,
                 "rooftop_id": rooftops,
                 "risk": core.risk,
                 "base_risk": core.base_risk,
-                "action_friction": np.where(has, meta["driver"].to_numpy()[best], None),
-                "action_label": np.where(has, meta["label"].to_numpy()[best], None),
-                **{f: np.where(has, per_driver[f][best], None) for f in fields},
+                **self._action_columns(actions, meta),
                 "what_if_risk": actions["what_if_risk"],
             }
         )
         return Explanations(drivers=drivers, instances=instances)
+
+    def _action_columns(
+        self, actions: dict[str, np.ndarray], meta: pd.DataFrame
+    ) -> dict[str, Any]:
+        """Per instance, the top friction present (``action_friction``, ``action_label``) and
+        its play (``action``, ``channel``, ``urgency``, ``owner``); None where there is none."""
+        best, has = actions["driver_index"], actions["has"]
+        plays = [self.playbook.get(d.key) for d in self.drivers]
+        out: dict[str, Any] = {
+            "action_friction": np.where(has, meta["driver"].to_numpy()[best], None),
+            "action_label": np.where(has, meta["label"].to_numpy()[best], None),
+        }
+        for field in ("action", "channel", "urgency", "owner"):
+            per_driver = np.array([getattr(p, field) if p else None for p in plays], dtype=object)
+            out[field] = np.where(has, per_driver[best], None)
+        return out
 
     def _table_source(self, table: pd.DataFrame | Mapping[str, Any], x: np.ndarray) -> ValueSource:
         """Rendering values from a table: numbers from the model input, categories as given."""

@@ -47,6 +47,45 @@ def rollup(contributions: pd.DataFrame, drivers: Sequence[DriverSpec], task: Tas
     unknown = sorted(set(contributions["driver"]) - set(meta["driver"]))
     if unknown:
         raise ValueError(f"{task}: contributions for unknown driver(s) {', '.join(unknown)}")
+    out = _weights(contributions)
+    rooftops = out[out["rooftop_id"] != GROUP]
+    standard = rooftops.groupby("driver")["mean_contribution"].median()
+    out["group_standard"] = out["driver"].map(standard).astype(float)
+    out["excess"] = np.where(
+        out["rooftop_id"] == GROUP, 0.0, out["mean_contribution"] - out["group_standard"]
+    )
+    out = _ranked(out.merge(meta, on="driver", how="left"))
+    out.insert(0, "task", task)
+    scope = np.where(out["rooftop_id"] == GROUP, "", out["rooftop_id"])
+    out = out.assign(_scope=scope).sort_values(["_scope", "rank"], kind="stable")
+    return out[list(ROLLUP_COLUMNS)].reset_index(drop=True)
+
+
+#: The roll-up's columns, in order.
+ROLLUP_COLUMNS = (
+    "task",
+    "rooftop_id",
+    "driver",
+    "label",
+    "kind",
+    "stage",
+    "touchpoint",
+    "instances_total",
+    "instances",
+    "touched_share",
+    "mean_shap",
+    "mean_contribution",
+    "mean_fix_gain",
+    "group_standard",
+    "excess",
+    "rank",
+    "friction_rank",
+)
+
+
+def _weights(contributions: pd.DataFrame) -> pd.DataFrame:
+    """Per rooftop and for the group, each driver's instances, touched share, mean positive
+    contribution (log-odds and risk points) and mean fix gain."""
     c = contributions[list(_REQUIRED)].copy()
     c["rooftop_id"] = c["rooftop_id"].astype("string")
     touched = c["present"].astype(bool).to_numpy() & (c["contribution"].to_numpy() > 0)
@@ -67,13 +106,12 @@ def rollup(contributions: pd.DataFrame, drivers: Sequence[DriverSpec], task: Tas
         .reset_index()
     )
     out["touched_share"] = out["instances"] / out["instances_total"]
-    rooftops = out[out["rooftop_id"] != GROUP]
-    standard = rooftops.groupby("driver")["mean_contribution"].median()
-    out["group_standard"] = out["driver"].map(standard).astype(float)
-    out["excess"] = np.where(
-        out["rooftop_id"] == GROUP, 0.0, out["mean_contribution"] - out["group_standard"]
-    )
-    out = out.merge(meta, on="driver", how="left")
+    return out
+
+
+def _ranked(out: pd.DataFrame) -> pd.DataFrame:
+    """``rank`` among all drivers and ``friction_rank`` among frictions, per scope, by
+    ``mean_shap`` (1 = most risk)."""
     out["rank"] = (
         out.groupby("rooftop_id")["mean_shap"].rank(ascending=False, method="first").astype(int)
     )
@@ -81,29 +119,7 @@ def rollup(contributions: pd.DataFrame, drivers: Sequence[DriverSpec], task: Tas
     out["friction_rank"] = (
         out[frictions].groupby("rooftop_id")["mean_shap"].rank(ascending=False, method="first")
     ).astype("Int64")
-    out.insert(0, "task", task)
-    scope = np.where(out["rooftop_id"] == GROUP, "", out["rooftop_id"])
-    out = out.assign(_scope=scope).sort_values(["_scope", "rank"], kind="stable")
-    columns = [
-        "task",
-        "rooftop_id",
-        "driver",
-        "label",
-        "kind",
-        "stage",
-        "touchpoint",
-        "instances_total",
-        "instances",
-        "touched_share",
-        "mean_shap",
-        "mean_contribution",
-        "mean_fix_gain",
-        "group_standard",
-        "excess",
-        "rank",
-        "friction_rank",
-    ]
-    return out[columns].reset_index(drop=True)
+    return out
 
 
 def hotspots(rollups: pd.DataFrame) -> pd.DataFrame:
