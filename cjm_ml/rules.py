@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 #: ``rooftop_id`` of the rows that pool the whole dealer group (roll-ups, KPIs, the map).
@@ -100,13 +102,14 @@ class JourneyRules(BaseModel):
 # Service bookings, through reschedules
 
 
-def _string_series(values: Strings) -> pd.Series:
-    """``values`` as a "string" Series (missing -> <NA>); a string array is not copied."""
-    if isinstance(values, pd.Series):
-        return values.astype("string")
-    if isinstance(getattr(values, "dtype", None), pd.StringDtype):
-        return pd.Series(values, copy=False)
-    return pd.Series(pd.array(values, dtype="string"))
+def _arrow_strings(values: Strings) -> pa.Array:
+    """``values`` (a Series, a pandas, pyarrow or numpy array of strings; missing as None/NA)
+    as a pyarrow string array."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(pd.array(values, dtype="string"))
 
 
 def service_bookings(
@@ -121,21 +124,22 @@ def service_bookings(
     Refuses arrays of different lengths (``ValueError``).
     """
     service = np.asarray(booked_as_service, dtype=bool).copy()
-    ids, moved_from = _string_series(appointment_id), _string_series(rescheduled_from)
+    ids, moved_from = _arrow_strings(appointment_id), _arrow_strings(rescheduled_from)
     if not len(ids) == len(moved_from) == len(service):
         raise ValueError(
             f"service_bookings: {len(ids)} appointment ids, {len(moved_from)} rescheduled_from "
             f"and {len(service)} booked_as_service values; expected one of each per booking"
         )
-    moves = moved_from.notna().to_numpy()
-    if not moves.any():
-        return service
-    while True:  # each pass settles one more link of the longest reschedule chain
-        known = ids[service].dropna()
-        found = moves & ~service & moved_from.isin(known).to_numpy()
-        if not found.any():
-            return service
-        service |= found
+    # each reschedule's booking it moves (its position; -1: none, or not among the bookings)
+    parent = pc.fill_null(pc.index_in(moved_from, value_set=ids, skip_nulls=True), -1)
+    parent = np.asarray(parent.to_numpy(zero_copy_only=False))
+    moves = np.flatnonzero(parent >= 0)
+    for _ in range(len(moves)):  # each pass settles one more link of the longest chain
+        found = moves[~service[moves] & service[parent[moves]]]
+        if not len(found):
+            break
+        service[found] = True
+    return service
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +153,8 @@ def answered_live(lead_type: Strings, lead_value: np.ndarray) -> np.ndarray:
         texts = lead_type.tolist() if hasattr(lead_type, "tolist") else list(lead_type)
         calls = np.array([isinstance(t, str) and t == CALL_LEAD for t in texts], dtype=bool)
     else:
-        calls = _string_series(lead_type).eq(CALL_LEAD).fillna(False).to_numpy(dtype=bool)
+        found = pc.equal(_arrow_strings(lead_type), CALL_LEAD)
+        calls = np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
     return calls & (np.asarray(lead_value, dtype=float) > 0)
 
 
