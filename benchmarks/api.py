@@ -82,6 +82,112 @@ def _wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, fl
     }
 
 
+def _workspace(args: argparse.Namespace) -> tuple[Path, str, int, pd.Timestamp, int]:
+    """A temporary store with the demo's customers that have a no-show instance open a week
+    before its last day, a tenants file with one key, and the wrk scripts. Returns the folder,
+    the key, the number of customers and events, and the moment they are scored at."""
+    events = pd.read_parquet(args.demo / "events.parquet")
+    as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
+    open_now = open_instances(events, "no_show", as_of)
+    customers = open_now["customer_id"].drop_duplicates().head(args.customers)
+    mine = events[events["customer_id"].isin(customers)].reset_index(drop=True)
+    work = Path(tempfile.mkdtemp(prefix="cjm-api-bench-"))
+    key, entry = generate_api_key("bench")
+    group = {
+        "dealer_group_id": str(events["dealer_group_id"].iloc[0]),
+        "rooftops": sorted(events["rooftop_id"].astype(str).unique()),
+        "api_keys": [entry.model_dump(exclude_none=True)],
+    }
+    (work / "tenants.json").write_text(json.dumps({"dealer_groups": [group]}))
+    with SqliteEventStore(work / "events.db") as store:
+        store.append(mine)
+    bodies = work / "bodies.txt"
+    bodies.write_text(
+        "\n".join(
+            json.dumps({"customers": [{"customer_id": c}], "as_of": as_of.isoformat()})
+            for c in customers
+        )
+    )
+    (work / "score.lua").write_text(LUA % {"bodies": bodies, "key": key})
+    (work / "health.lua").write_text(GET_LUA % {"path": "/healthz", "key": key})
+    return work, key, len(customers), as_of, len(mine)
+
+
+def _start_server(args: argparse.Namespace, work: Path) -> subprocess.Popen[bytes]:
+    """``cjm serve`` on the workspace's store and tenants and the demo's champions."""
+    env = {
+        **os.environ,
+        "CJM_TENANTS_FILE": str(work / "tenants.json"),
+        "CJM_EVENT_STORE_PATH": str(work / "events.db"),
+        "CJM_OUTBOX_PATH": str(work / "outbox.db"),
+        "CJM_MODELS_DIR": str(args.models.resolve()),
+        "CJM_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "cjm_ml.cli", "serve", "--port", str(args.port)], env=env
+    )
+
+
+def _wait_ready(base: str, work: Path, key: str) -> None:
+    """Wait for ``/readyz``, then score one customer: a warm-up that also checks the answer."""
+    for _ in range(120):
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        sys.exit("the server did not become ready")
+    check = httpx.post(
+        f"{base}/v1/score/no_show",
+        content=(work / "bodies.txt").read_text().splitlines()[0],
+        headers={"X-API-Key": key, "content-type": "application/json"},
+    )
+    check.raise_for_status()
+    assert check.json()["customers"][0]["instances"][0]["drivers_up"]
+
+
+Load = tuple[str, str, int]
+LOADS: list[Load] = [
+    (name, script, connections)
+    for name, script in (("score with drivers", "score.lua"), ("/healthz", "health.lua"))
+    for connections in (1, 32)
+]
+
+
+def _measure(base: str, work: Path, rounds: int, seconds: int) -> dict[tuple[str, int], list]:
+    """Every load, ``rounds`` times interleaved: wrk's figures per (endpoint, connections)."""
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for round_ in range(rounds):
+        for name, script, connections in LOADS:
+            r = _wrk(base + "/", work / script, connections, seconds)
+            runs.setdefault((name, connections), []).append(r)
+            print(
+                f"round {round_ + 1}: {name} c={connections}: {r['rps']:.0f} req/s, "
+                f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+    return runs
+
+
+def _report(runs: dict[tuple[str, int], list], rounds: int, seconds: int) -> None:
+    """The medians per load, with the score's requests/s as a share of the floor's."""
+    print(f"medians of {rounds} rounds of {seconds} s")
+    print("| endpoint | connections | requests/s | of floor | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, _, connections in LOADS:
+        rows = runs[(name, connections)]
+        rps, p50, p99 = (statistics.median(r[k] for r in rows) for k in ("rps", "p50", "p99"))
+        floor = statistics.median(r["rps"] for r in runs[("/healthz", connections)])
+        errors = sum(r["non_2xx"] + r["socket_errors"] for r in rows)
+        print(
+            f"| {name} | {connections} | {rps:.0f} | {rps / floor:.0%} | {p50:.1f} | "
+            f"{p99:.1f} | {errors:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
@@ -95,95 +201,13 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install wrk")
     if not (args.demo / "events.parquet").exists() or not (args.models / "no_show").exists():
         sys.exit(f"no demo in {args.demo} and {args.models}: run `cjm demo --no-serve` first")
-    events = pd.read_parquet(args.demo / "events.parquet")
-    as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
-    open_now = open_instances(events, "no_show", as_of)
-    customers = open_now["customer_id"].drop_duplicates().head(args.customers)
-    mine = events[events["customer_id"].isin(customers)].reset_index(drop=True)
-    work = Path(tempfile.mkdtemp(prefix="cjm-api-bench-"))
-    key, entry = generate_api_key("bench")
-    group = str(events["dealer_group_id"].iloc[0])
-    rooftops = sorted(events["rooftop_id"].astype(str).unique())
-    tenants = {
-        "dealer_groups": [
-            {
-                "dealer_group_id": group,
-                "rooftops": rooftops,
-                "api_keys": [entry.model_dump(exclude_none=True)],
-            }
-        ]
-    }
-    (work / "tenants.json").write_text(json.dumps(tenants))
-    with SqliteEventStore(work / "events.db") as store:
-        store.append(mine)
-    bodies = work / "bodies.txt"
-    bodies.write_text(
-        "\n".join(
-            json.dumps({"customers": [{"customer_id": c}], "as_of": as_of.isoformat()})
-            for c in customers
-        )
-    )
-    (work / "score.lua").write_text(LUA % {"bodies": bodies, "key": key})
-    (work / "health.lua").write_text(GET_LUA % {"path": "/healthz", "key": key})
-    env = {
-        **os.environ,
-        "CJM_TENANTS_FILE": str(work / "tenants.json"),
-        "CJM_EVENT_STORE_PATH": str(work / "events.db"),
-        "CJM_OUTBOX_PATH": str(work / "outbox.db"),
-        "CJM_MODELS_DIR": str(args.models.resolve()),
-        "CJM_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cjm_ml.cli", "serve", "--port", str(args.port)], env=env
-    )
+    work, key, customers, as_of, events = _workspace(args)
+    server = _start_server(args, work)
     base = f"http://127.0.0.1:{args.port}"
     try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            sys.exit("the server did not become ready")
-        # warm up, and check the scoring answers what the benchmark expects
-        check = httpx.post(
-            f"{base}/v1/score/no_show",
-            content=bodies.read_text().splitlines()[0],
-            headers={"X-API-Key": key, "content-type": "application/json"},
-        )
-        check.raise_for_status()
-        assert check.json()["customers"][0]["instances"][0]["drivers_up"]
-        print(f"{len(customers):,} customers, {len(mine):,} events in the store; as of {as_of}")
-        loads = [
-            (name, script, connections)
-            for name, script in (("score with drivers", "score.lua"), ("/healthz", "health.lua"))
-            for connections in (1, 32)
-        ]
-        runs: dict[tuple[str, int], list[dict[str, float]]] = {}
-        for round_ in range(args.rounds):
-            for name, script, connections in loads:
-                r = _wrk(base + "/", work / script, connections, args.seconds)
-                runs.setdefault((name, connections), []).append(r)
-                print(
-                    f"round {round_ + 1}: {name} c={connections}: {r['rps']:.0f} req/s, "
-                    f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        print(f"medians of {args.rounds} rounds of {args.seconds} s")
-        print("| endpoint | connections | requests/s | of floor | p50 ms | p99 ms | non-2xx |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for name, _, connections in loads:
-            rows = runs[(name, connections)]
-            rps, p50, p99 = (statistics.median(r[k] for r in rows) for k in ("rps", "p50", "p99"))
-            floor = statistics.median(r["rps"] for r in runs[("/healthz", connections)])
-            errors = sum(r["non_2xx"] + r["socket_errors"] for r in rows)
-            print(
-                f"| {name} | {connections} | {rps:.0f} | {rps / floor:.0%} | {p50:.1f} | "
-                f"{p99:.1f} | {errors:.0f} |"
-            )
+        _wait_ready(base, work, key)
+        print(f"{customers:,} customers, {events:,} events in the store; as of {as_of}")
+        _report(_measure(base, work, args.rounds, args.seconds), args.rounds, args.seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)
