@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cjm_ml.artifact import ModelArtifact
 from cjm_ml.cli.main import app
@@ -36,18 +36,17 @@ def workspace(
     return tmp_path
 
 
-def test_train_prints_the_table_registers_and_exports(workspace: Path) -> None:
-    result = CliRunner().invoke(
+def _train_defection(workspace: Path) -> Result:
+    """``cjm train --task service_defection`` on the workspace's feature folder."""
+    features = workspace / "group" / "features"
+    return CliRunner().invoke(
         app,
-        [
-            "train",
-            "--task",
-            "service_defection",
-            "--features-dir",
-            str(workspace / "group" / "features"),
-            "--no-progress",
-        ],
+        ["train", "--task", "service_defection", "--features-dir", str(features), "--no-progress"],
     )
+
+
+def test_train_prints_the_table_registers_and_exports(workspace: Path) -> None:
+    result = _train_defection(workspace)
     assert result.exit_code == 0, result.output
     assert f"tracking: sqlite:///{(workspace / 'data' / 'mlflow').resolve()}/mlflow.db" in (
         result.output
@@ -93,17 +92,7 @@ def test_train_carries_the_table_s_task_parameters_into_the_bundle(
     hour = TaskParams(response_sla_minutes=60)
     path = workspace / "group" / "features" / "service_defection.parquet"
     write_parquet_atomic(table, path, feature_table_metadata(table, "service_defection", hour))
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--task",
-            "service_defection",
-            "--features-dir",
-            str(path.parent),
-            "--no-progress",
-        ],
-    )
+    result = _train_defection(workspace)
     assert result.exit_code == 0, result.output
     bundle = json.loads((workspace / "models" / "service_defection" / "bundle.json").read_text())
     assert TaskParams.model_validate(bundle["task_params"]) == hour
