@@ -543,9 +543,7 @@ class DriverExplainer:
         )
         return Explanations(drivers=drivers, instances=instances)
 
-    def _action_columns(
-        self, actions: dict[str, np.ndarray], meta: pd.DataFrame
-    ) -> dict[str, Any]:
+    def _action_columns(self, actions: dict[str, np.ndarray], meta: pd.DataFrame) -> dict[str, Any]:
         """Per instance, the top friction present (``action_friction``, ``action_label``) and
         its play (``action``, ``channel``, ``urgency``, ``owner``); None where there is none."""
         best, has = actions["driver_index"], actions["has"]
