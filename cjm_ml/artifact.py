@@ -3,7 +3,8 @@
 Whatever training decided travels in it, and serving and the explanations read only it: the
 task and its parameters (windows and standards: ``TaskParams``), the features with their
 registry entries, the category levels, the one encoder (feature columns -> LightGBM's input),
-the one Platt calibration, the risk bands, and the group norms the sentences compare against.
+the one Platt calibration, the risk bands, and the norms the sentences compare against (per
+dealer group, and pooled across groups for a group with too little data or none).
 A bundle trained with other parameters serves with those parameters.
 
 On disk a bundle is a folder: ``model.txt`` (LightGBM's own text format) and ``bundle.json``
@@ -33,8 +34,11 @@ from cjm_ml.io import atomic_dir
 from cjm_ml.params import MODEL_NAMES, Task, TaskParams
 from cjm_ml.registry import features_for
 
-#: Version of the bundle layout written by ``ModelArtifact.save``.
-BUNDLE_FORMAT = 3
+#: Version of the bundle layout written by ``ModelArtifact.save`` (4: norms per dealer group).
+BUNDLE_FORMAT = 4
+#: The key of ``ModelArtifact.norms_`` (and of the bundle's ``norms``) holding the norms pooled
+#: over every dealer group the model was trained on; every other key is a dealer group id.
+POOLED_NORMS = "*"
 
 #: Up to this many rows, a table counts as few (a request's): per-row Python beats the fixed
 #: cost of a vectorised call.
@@ -53,7 +57,8 @@ class ModelArtifact:
 
     Learned attributes end in ``_``: ``booster_``, ``categories_`` (feature -> learned levels,
     sorted), ``calibration_`` (Platt slope, intercept), ``bands_`` (risk thresholds of
-    "medium" and "high"), ``norms_`` (feature -> the group's comparison value),
+    "medium" and "high"), ``norms_`` (dealer group id -> feature -> the group's comparison
+    value, and ``POOLED_NORMS`` -> the values across groups; read them with ``norms_for``),
     ``metadata_`` (registered name and version, metrics, data description).
     """
 
@@ -73,7 +78,7 @@ class ModelArtifact:
         self.task_params = task_params or TaskParams()
         self.hyperparameters: dict[str, Any] = dict(hyperparameters or {})
         self.features: list[str] = [f.name for f in features_for(task)]
-        self.norms_: dict[str, float] = {}
+        self.norms_: dict[str, dict[str, float]] = {}
         self.metadata_: dict[str, Any] = {}
 
     # -------------------------------------------------------------------------- encoding
@@ -182,6 +187,18 @@ class ModelArtifact:
             [risk >= self.bands_["high"], risk >= self.bands_["medium"]], ["high", "medium"], "low"
         )
 
+    def norms_for(self, group: str | None) -> tuple[dict[str, float], bool]:
+        """The comparison values the sentences quote for dealer group ``group``, and whether
+        they are the group's own: its own norms where training had enough of its instances,
+        else the pooled ones (``False``: "across groups"). ``None``: the model's only group if
+        it was trained on one, else the pooled norms. Empty when the model carries none."""
+        groups = [g for g in self.norms_ if g != POOLED_NORMS]
+        if group is None and len(groups) == 1:
+            group = groups[0]
+        if group is not None and group != POOLED_NORMS and group in self.norms_:
+            return dict(self.norms_[group]), True
+        return dict(self.norms_.get(POOLED_NORMS, {})), False
+
     @property
     def identity(self) -> tuple[str, str]:
         """Registered name and version, from the bundle metadata ("unregistered" if none)."""
@@ -237,7 +254,7 @@ class ModelArtifact:
             calibration = spec["calibration"]
             artifact.calibration_ = (float(calibration["slope"]), float(calibration["intercept"]))
             artifact.bands_ = {k: float(v) for k, v in spec["bands"].items()}
-            artifact.norms_ = {k: float(v) for k, v in spec["norms"].items()}
+            artifact.norms_ = _read_norms(spec["norms"], artifact.features, folder)
             artifact.metadata_ = dict(spec["metadata"])
         except (AttributeError, KeyError, TypeError, ValueError, ValidationError) as exc:
             if isinstance(exc, BundleError):
@@ -260,6 +277,25 @@ def _read_spec(folder: Path) -> dict[str, Any]:
         found = spec.get("format") if isinstance(spec, dict) else None
         raise BundleError(f"{folder}: bundle format {found}, need {BUNDLE_FORMAT}")
     return spec
+
+
+def _read_norms(norms: Any, features: list[str], folder: Path) -> dict[str, dict[str, float]]:
+    """The bundle's norms: dealer group id (and ``POOLED_NORMS``, required) -> feature of the
+    bundle -> a finite number. Raises ``BundleError`` naming the group or feature otherwise."""
+    where = folder / "bundle.json"
+    if not isinstance(norms, dict) or POOLED_NORMS not in norms:
+        raise BundleError(f"{where}: norms must map dealer groups and {POOLED_NORMS!r} to values")
+    out: dict[str, dict[str, float]] = {}
+    for group, values in norms.items():
+        if not isinstance(values, dict):
+            raise BundleError(f"{where}: the norms of {group!r} are not feature -> value")
+        unknown = sorted(set(values) - set(features))
+        if unknown:
+            raise BundleError(f"{where}: the norms of {group!r} name unknown features {unknown}")
+        out[group] = {name: float(v) for name, v in values.items()}
+        if not all(np.isfinite(v) for v in out[group].values()):
+            raise BundleError(f"{where}: the norms of {group!r} are not all finite numbers")
+    return out
 
 
 def _read_booster(folder: Path, features: int, sha256: Any) -> lgb.Booster:

@@ -29,6 +29,20 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    keep_alive_s: int = Field(
+        5, ge=1, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection whose request headers are not complete this many seconds "
+        "after it opened (or after the first byte of its next request) is closed.",
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Open connections per server process; one more is answered 503 and closed.",
+    )
 
     @property
     def event_store_file(self) -> Path:

@@ -38,7 +38,9 @@ class Wording:
 
     Templates are ``str.format`` strings whose fields are ``value`` (this feature's value in
     dealer terms: "3 h 10 min", "9 days", "2 texts", "48 km"), ``standard`` (the group's norm in
-    the same terms) or the name of another feature of the same task (its value in dealer terms).
+    the same terms), ``group`` (whose figures the norm is: "in the group", or "across groups"
+    for a group quoting the pooled norms; ``cjm_ml.explain.render`` words it) or the name of
+    another feature of the same task (its value in dealer terms).
     ``says`` reads the value (for a flag: the value 1); ``zero`` reads a flag's 0 or a count's 0;
     ``unknown`` reads a missing value; ``when`` = (feature, value, template) replaces ``says`` and
     ``zero`` where that other feature has that value; ``standard`` is the comparison appended
@@ -190,7 +192,7 @@ def template_fields(template: str) -> list[str]:
 
 # Wording several features share.
 _GROUP_STANDARD = "the group standard is {standard}"
-_GROUP_MEDIAN = "the group's median is {standard}"
+_GROUP_MEDIAN = "the median {group} is {standard}"
 _REPLY = "first reply took {first_response_minutes}"
 _NO_REPLY = "no reply yet after {first_response_minutes}"
 
@@ -652,7 +654,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
             "{appointment_lead_days} ahead",
             zero="no confirmation sent for an appointment booked {appointment_lead_days} ahead",
             unknown="whether a confirmation was sent is unknown",
-            standard="the group confirms {standard} of appointments",
+            standard="{standard} of appointments {group} are confirmed",
             norm="share",
         ),
         friction="no_confirmation",
@@ -826,7 +828,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
             zero="the last service reminder did not go out by {preferred_channel}, "
             "the customer's preferred channel",
             unknown="no service reminder on record, or no known preferred channel",
-            standard="the group matches {standard} of reminders",
+            standard="{standard} of reminders {group} go out on the preferred channel",
             norm="share",
         ),
         friction="reminder_channel_mismatch",
@@ -861,7 +863,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
             says="the vehicle's features were explained at delivery",
             zero="nobody walked the owner through the vehicle's features at delivery",
             unknown="delivery walkthrough unknown",
-            standard="the group does it for {standard} of deliveries",
+            standard="{standard} of deliveries {group} include the walkthrough",
             norm="share",
         ),
         friction="no_delivery_education",
@@ -880,7 +882,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
             says="first service booked at delivery",
             zero="first service not booked at delivery",
             unknown="first service booking unknown",
-            standard="the group books {standard} at delivery",
+            standard="{standard} of first services {group} are booked at delivery",
             norm="share",
         ),
         friction="first_service_not_booked",
@@ -1131,7 +1133,7 @@ def _check_wording_fields(f: FeatureSpec) -> None:
     assert w is not None  # _check_wording_complete ran first
     templates = [w.says, w.zero, w.unknown, w.standard, w.when[2] if w.when else ""]
     for field in (x for t in templates for x in template_fields(t)):
-        if field in ("value", "standard"):
+        if field in ("value", "standard", "group"):
             continue
         if not _serves_every_task_of(f, field):
             raise ValueError(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cjm_ml.artifact import BUNDLE_FORMAT, BundleError, ModelArtifact
+from cjm_ml.artifact import BUNDLE_FORMAT, POOLED_NORMS, BundleError, ModelArtifact
 from cjm_ml.params import TaskParams
 from cjm_ml.registry import features_for
 from cjm_ml.training.model import RiskModel, TrainingParams
@@ -17,9 +17,9 @@ from cjm_ml.training.model import RiskModel, TrainingParams
 TASK = "no_show"
 
 
-def _table(rows: int, seed: int) -> pd.DataFrame:
-    """A synthetic no-show feature table: random values for every registered feature, and a
-    label that follows ``prior_no_shows`` and the rooftop."""
+def _table(rows: int, seed: int, group: str = "dg-01") -> pd.DataFrame:
+    """A synthetic no-show feature table of dealer group ``group``: random values for every
+    registered feature, and a label that follows ``prior_no_shows`` and the rooftop."""
     rng = np.random.default_rng(seed)
     columns: dict[str, object] = {}
     for spec in features_for(TASK):
@@ -28,6 +28,7 @@ def _table(rows: int, seed: int) -> pd.DataFrame:
         else:
             columns[spec.name] = rng.integers(0, 4, rows).astype(float)
     table = pd.DataFrame(columns)
+    table["dealer_group_id"] = pd.array([group] * rows, dtype="string")
     logit = table["prior_no_shows"] - 1.5 + (table["rooftop_id"] == "c").astype(float)
     table["label"] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
     return table
@@ -36,9 +37,8 @@ def _table(rows: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def model() -> RiskModel:
     params = TrainingParams(n_estimators=30, min_child_samples=20, num_leaves=4)
-    return RiskModel(TASK, params, TaskParams(response_sla_minutes=60)).fit(
-        _table(1500, 1), _table(500, 2)
-    )
+    train = pd.concat([_table(1000, 1), _table(500, 5, "dg-02"), _table(100, 6, "dg-03")])
+    return RiskModel(TASK, params, TaskParams(response_sla_minutes=60)).fit(train, _table(500, 2))
 
 
 def test_a_bundle_carries_the_whole_contract(model: RiskModel, tmp_path: Path) -> None:
@@ -57,7 +57,9 @@ def test_a_bundle_carries_the_whole_contract(model: RiskModel, tmp_path: Path) -
         == {name: ["a", "b", "c"] for name in model.categories_}
     )
     assert loaded.calibration_ == model.calibration_ and loaded.bands_ == model.bands_
-    assert loaded.norms_ == model.norms_ and loaded.norms_  # the group's comparison values
+    assert loaded.norms_ == model.norms_  # each group's comparison values, and the pooled ones
+    assert set(loaded.norms_) == {"dg-01", "dg-02", POOLED_NORMS}  # dg-03: under the minimum
+    assert spec["norms"] == model.norms_
     assert loaded.metadata_ == {"version": "4"} and loaded.identity == ("cjm-no-show", "4")
     table = _table(200, 3)
     assert np.array_equal(loaded.predict_risk(table), model.predict_risk(table))
@@ -85,6 +87,19 @@ def test_one_encoder_for_tables_columns_and_single_rows(model: RiskModel) -> Non
         model.encode_row({**table.iloc[0].to_dict(), "prior_no_shows": "x"})
 
 
+def test_each_group_gets_its_own_norms_or_the_pooled_ones(model: RiskModel) -> None:
+    """dg-01 and dg-02 have norms of their own; dg-03 (100 instances, under the minimum of
+    200) and a group never seen get the pooled ones; ``None`` is the pooled set of a model of
+    several groups."""
+    pooled = model.norms_[POOLED_NORMS]
+    assert model.norms_for("dg-01") == (model.norms_["dg-01"], True)
+    assert model.norms_for("dg-02") == (model.norms_["dg-02"], True)
+    assert model.norms_["dg-01"] != model.norms_["dg-02"] != pooled
+    for group in ("dg-03", "dg-99", None, POOLED_NORMS):
+        assert model.norms_for(group) == (pooled, False)
+    assert ModelArtifact(TASK).norms_for("dg-01") == ({}, False)
+
+
 def test_calibration_and_bands_are_the_artifact_s_own(model: RiskModel) -> None:
     slope, intercept = model.calibration_
     raw = np.array([-1.0, 0.0, 2.0])
@@ -104,8 +119,19 @@ def test_calibration_and_bands_are_the_artifact_s_own(model: RiskModel) -> None:
             "checksum differs",
         ),
         (lambda f: (f / "bundle.json").write_text("{not json"), "unreadable"),
-        (lambda f: _edit(f, format=2), "bundle format 2, need 3"),
-        (lambda f: _edit(f, norms=None), "not a valid bundle"),
+        (lambda f: _edit(f, format=3), "bundle format 3, need 4"),
+        (lambda f: _edit(f, norms=None), "norms must map dealer groups and '\\*' to values"),
+        (lambda f: _edit(f, norms={"confirmation_sent": 0.6}), "norms must map dealer groups"),
+        (lambda f: _edit(f, norms={"*": 0.6}), "the norms of '\\*' are not feature -> value"),
+        (
+            lambda f: _edit(f, norms={"*": {}, "dg-01": {"lead_type": 1.0}}),
+            "the norms of 'dg-01' name unknown features \\['lead_type'\\]",
+        ),
+        (
+            lambda f: _edit(f, norms={"*": {"confirmation_sent": float("nan")}}),
+            "the norms of '\\*' are not all finite numbers",
+        ),
+        (lambda f: _edit(f, norms={"*": {"confirmation_sent": "x"}}), "not a valid bundle"),
         (lambda f: _edit(f, task_params={"response_sla_minutes": -1}), "not a valid bundle"),
         (lambda f: _edit(f, features=[]), "features differ from this version's registry"),
     ],

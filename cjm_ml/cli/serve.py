@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
 
 from cjm_ml.cli.common import TASK_HELP, load_or_exit, tasks_or_fail
 from cjm_ml.config import Settings
+
+if TYPE_CHECKING:
+    from cjm_ml.serving.outbox import Backlog
+    from cjm_ml.serving.service import Service
 
 
 def serve(
@@ -81,16 +85,30 @@ def keys_add(
     typer.echo(f"new key for {group} ({key_id}); shown once, store it safely:\n{plaintext}")
 
 
+#: ``cjm push``'s exit status when deliveries are still pending at the end of ``--wait``.
+PENDING_EXIT_CODE = 3
+#: Shortest and longest sleep between delivery runs while deliveries wait for their backoff
+#: (the longest also notices other processes' progress on the same outbox).
+_POLL_S = (0.2, 5.0)
+
+
 def push(
     task: Annotated[str | None, typer.Option(help=TASK_HELP)] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="All three tasks.")] = False,
     wait: Annotated[
-        float, typer.Option(help="Seconds to keep delivering before leaving the rest queued.")
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to keep delivering, retries included: until no delivery is pending "
+            f"(all delivered or parked) or this runs out. Exits {PENDING_EXIT_CODE} when some "
+            "are still pending then (they stay queued for the next run or `cjm serve`).",
+        ),
     ] = 60.0,
 ) -> None:
     """Score every open instance of every dealer group and send changed risks to the CRMs
-    (through the durable outbox: what is not delivered now is retried later)."""
-    from cjm_ml.serving.models import ModelsUnavailable
+    (through the durable outbox: what is not delivered now is retried later). Waits up to
+    ``--wait`` seconds for every delivery to end (delivered or parked) and says what is left;
+    exits 1 without models, ``PENDING_EXIT_CODE`` with deliveries still pending."""
     from cjm_ml.serving.service import open_service, push_task
     from cjm_ml.serving.tenants import TenantConfigError
 
@@ -102,21 +120,55 @@ def push(
         raise typer.Exit(code=1) from exc
     try:
         if service.models.current is None:
-            raise ModelsUnavailable(str(service.models.last_error))
+            typer.echo(f"error: models not loaded: {service.models.last_error}", err=True)
+            raise typer.Exit(code=1)
         now = pd.Timestamp.now(tz="UTC")
         for name in tasks:
             counts = push_task(service, name, now)
             typer.echo(f"{name}: {counts['scored']:,} open instances, {counts['queued']:,} queued")
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            report = service.deliverer.run_once()
-            if report.attempted == 0:
-                break
+        left = deliver_until_done(service, wait)
+    finally:
+        service.close()
+    if left.waiting or left.held:
+        raise typer.Exit(code=PENDING_EXIT_CODE)
+
+
+def deliver_until_done(service: Service, wait_s: float) -> Backlog:
+    """Run the outbox's deliveries until none is pending but those held behind a parked one
+    (everything delivered or parked), or ``wait_s`` seconds have passed, sleeping through
+    retry backoffs; prints each run and what is left, and returns what is left."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        report = service.deliverer.run_once()
+        if report.attempted:
             typer.echo(
                 f"delivered {report.delivered}, retrying {report.retrying}, parked {report.parked}"
             )
-    except ModelsUnavailable as exc:
-        typer.echo(f"error: models not loaded: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
-    finally:
-        service.close()
+        left = service.outbox.backlog()
+        remaining = deadline - time.monotonic()
+        if not left.waiting or remaining <= 0:
+            break
+        due_in = 0.0 if left.next_due_at is None else left.next_due_at - time.time()
+        time.sleep(min(remaining, max(due_in, _POLL_S[0]), _POLL_S[1]))
+    _say_what_is_left(left)
+    return left
+
+
+def _say_what_is_left(left: Backlog) -> None:
+    """One line on the outbox after the wait (on stderr when deliveries are still pending)."""
+    parked = f"{left.parked:,} parked (GET /v1/outbox lists them; requeue to send again)"
+    if not left.waiting and not left.held:
+        typer.echo(f"no delivery pending; {parked}" if left.parked else "all delivered")
+        return
+    parts = []
+    if left.waiting:
+        due = "" if left.next_due_at is None else f", next try in {_seconds_to(left.next_due_at)}"
+        parts.append(f"{left.waiting:,} still pending (retrying{due})")
+    if left.held:
+        parts.append(f"{left.held:,} held behind parked ones")
+    typer.echo(f"deliveries left queued after the wait: {'; '.join(parts)}; {parked}", err=True)
+
+
+def _seconds_to(at: float) -> str:
+    """How long until the Unix time ``at``, e.g. "12 s"."""
+    return f"{max(0.0, at - time.time()):.0f} s"

@@ -4,8 +4,9 @@
 instance it takes LightGBM's native TreeSHAP contributions (``pred_contrib=True``), adds up the
 features that express the same friction into one driver (the response features into "slow first
 reply"), ranks the drivers that push the risk up and those that pull it down, renders each as a
-sentence from the feature registry (the value in dealer terms, the group's standard, the
-journey stage and touchpoint, and the driver's share of the risk), predicts the risk with each
+sentence from the feature registry (the value in dealer terms, the standard of the dealer group
+it explains for, the journey stage and touchpoint, and the driver's share of the risk; a group
+the model has too little data on is compared "across groups"), predicts the risk with each
 actionable friction removed (the what-if), and picks the playbook's action for the top
 actionable friction.
 
@@ -157,8 +158,11 @@ class _Core:
 class DriverExplainer:
     """Explains a model artifact's scores in dealer language (see the module docstring).
 
-    ``norms`` are the group's comparison values (default: those the artifact carries, computed
-    at training time); ``params`` the task parameters whose response standard is quoted
+    ``group`` is the dealer group whose instances it explains: its sentences quote that group's
+    norms, or the pooled ones "across groups" where the model has too little of its data
+    (``ModelArtifact.norms_for``; ``None``: the model's only group, else pooled). ``norms``
+    replaces the values quoted (default: those the artifact carries for ``group``, computed at
+    training time); ``params`` the task parameters whose response standard is quoted
     (default: those the model was trained with).
     ``threads`` is LightGBM's thread count for batch contributions (one row uses one).
     """
@@ -168,6 +172,7 @@ class DriverExplainer:
         model: ModelArtifact,
         norms: Mapping[str, float] | None = None,
         *,
+        group: str | None = None,
         params: TaskParams | None = None,
         playbook: Mapping[str, Play] | None = None,
         threads: int = 2,
@@ -175,7 +180,11 @@ class DriverExplainer:
         self.model = model
         self.task: Task = model.task
         self.params = params or model.task_params
-        self.norms = with_standard(self.task, model.norms_ if norms is None else norms, self.params)
+        carried, own = model.norms_for(group)
+        self.group = group
+        #: Whether the sentences quote the norms across groups (not the group's own).
+        self.pooled = not own
+        self.norms = with_standard(self.task, carried if norms is None else norms, self.params)
         self.playbook = dict(playbook) if playbook is not None else load_playbook()
         self.threads = threads
         self.features = model.features
@@ -189,7 +198,7 @@ class DriverExplainer:
         for fr in {d.key for d in self.drivers if d.kind == "friction"}:
             recommended_action(fr, self.playbook)
         self.actionable = np.array([d.kind == "friction" for d in self.drivers])
-        self.renderer = Renderer(self.task, self.norms)
+        self.renderer = Renderer(self.task, self.norms, pooled=self.pooled)
         cat = catalogue()
         self.stage_labels = {s.key: s.label for s in cat.stages}
         self.touchpoint_labels = {e.key: e.label for e in cat.event_types}

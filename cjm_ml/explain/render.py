@@ -1,5 +1,7 @@
 """Sentences from the feature registry's wording: each feature's value in dealer terms and its
-comparison with the group (vectorised over rows). Values are worded by ``cjm_ml.formatting``."""
+comparison with the group (vectorised over rows). Values are worded by ``cjm_ml.formatting``;
+whose figures a comparison quotes (``{group}`` in the registry's templates) by ``whose_figures``.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +28,16 @@ def _missing(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
 #: Feature values for rendering: (feature name, row positions) -> that feature's values there.
 ValueSource = Callable[[str, np.ndarray], np.ndarray]
 
+#: Whose figures a comparison quotes, as the ``{group}`` field of a template says it: the
+#: sentence's own dealer group's, or every group's pooled (a group with too little data).
+OWN_FIGURES = "in the group"
+POOLED_FIGURES = "across groups"
+
+
+def whose_figures(pooled: bool) -> str:
+    """How a comparison says whose figures it quotes: ``POOLED_FIGURES`` or ``OWN_FIGURES``."""
+    return POOLED_FIGURES if pooled else OWN_FIGURES
+
 
 def _compile(template: str) -> list[tuple[str, str | None]]:
     return [(lit, fld) for lit, fld, _, _ in string.Formatter().parse(template)]
@@ -36,10 +48,13 @@ def _upper_first(text: np.ndarray) -> np.ndarray:
 
 
 class Renderer:
-    """Phrases for one task's features, from the registry's wording (vectorised)."""
+    """Phrases for one task's features, from the registry's wording (vectorised). ``norms``:
+    the comparison values quoted; ``pooled``: they are every group's, not the sentence's own
+    group's (the comparisons say "across groups")."""
 
-    def __init__(self, task: Task, norms: Mapping[str, float]) -> None:
+    def __init__(self, task: Task, norms: Mapping[str, float], *, pooled: bool = False) -> None:
         self.specs = {f.name: f for f in features_for(task)}
+        self.whose = whose_figures(pooled)
         self.norm_text = {
             name: format_standard(self.specs[name], v)
             for name, v in norms.items()
@@ -72,6 +87,9 @@ class Renderer:
                 continue
             if fld == "standard":
                 out = out + self.norm_text.get(feature, "the group's usual")
+                continue
+            if fld == "group":
+                out = out + self.whose
                 continue
             name = feature if fld == "value" else fld
             spec = self.specs[name]
@@ -130,14 +148,17 @@ def feature_phrases(
     feature: str,
     norms: Mapping[str, float] | None = None,
     params: TaskParams | None = None,
+    *,
+    pooled: bool = False,
 ) -> pd.Series:
     """How ``feature`` reads for each row of ``table`` (a feature table of ``task``): its value
     in dealer terms and its comparison with the group (``norms``, e.g. ``group_norms``; the
-    response standard comes from ``params``). Refuses a feature the task does not have, or a
-    table missing a column the wording reads, by name."""
+    response standard comes from ``params``; ``pooled``: the norms are every group's, "across
+    groups"). Refuses a feature the task does not have, or a table missing a column the
+    wording reads, by name."""
     if feature not in {f.name for f in features_for(task)}:
         raise KeyError(f"{task} has no feature {feature!r}")
-    renderer = Renderer(task, with_standard(task, norms, params or TaskParams()))
+    renderer = Renderer(task, with_standard(task, norms, params or TaskParams()), pooled=pooled)
 
     def source(name: str, rows: np.ndarray) -> np.ndarray:
         if name not in table.columns:

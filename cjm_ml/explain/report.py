@@ -3,7 +3,8 @@
 ``explain_task`` is the body of ``cjm explain`` (one task's roll-up for the group or a rooftop,
 one instance's drivers and the fix to try, SHAP pictures); ``explain_tasks`` the demo's (every
 task's group roll-up, and the roll-ups and hotspots the journey map reads). The text comes back
-for the command line to print; the pictures and tables are written as files.
+for the command line to print; the pictures and tables are written as files. An instance's
+sentences quote the norms of its own dealer group's rows (``explainer_for``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cjm_ml.artifact import ModelArtifact
 from cjm_ml.explain.drivers import DriverExplainer, InstanceExplanation
 from cjm_ml.explain.plots import write_beeswarm, write_waterfall
 from cjm_ml.explain.rollup import hotspots, rollup
@@ -43,11 +45,12 @@ class Explained:
 
 
 def load_explainer(
-    task: Task, features: Path, model_dir: Path
+    task: Task, features: Path, model_dir: Path, group: str | None = None
 ) -> tuple[pd.DataFrame, DriverExplainer]:
-    """The feature table at ``features`` and an explainer of the bundle in ``model_dir``
-    (quoting the table's group norms). Refuses a missing table or bundle, or a bundle of
-    another task."""
+    """The feature table at ``features`` and an explainer of the bundle in ``model_dir`` for
+    dealer group ``group``'s rows (default: the table's only group), quoting the table's
+    norms (``explainer_for``). Refuses a missing table or bundle, a bundle of another task,
+    or a table without ``dealer_group_id``."""
     if not features.exists():
         raise FileNotFoundError(f"{features}: no feature table; run `cjm features` or `cjm demo`")
     if not (model_dir / "bundle.json").exists():
@@ -56,7 +59,22 @@ def load_explainer(
     model = RiskModel.load(model_dir)
     if model.task != task:
         raise ValueError(f"{model_dir}: the bundle is a {model.task} model, not {task}")
-    return table, DriverExplainer(model, group_norms(table, task))
+    if "dealer_group_id" not in table.columns:
+        raise ValueError(f"{features}: the table lacks dealer_group_id")
+    return table, explainer_for(model, table, group)
+
+
+def explainer_for(model: ModelArtifact, table: pd.DataFrame, group: str | None) -> DriverExplainer:
+    """An explainer of ``model`` for dealer group ``group`` (``None``: the table's only group,
+    else the groups pooled), quoting the norms (``group_norms``) of the group's rows of
+    ``table``, or of every row "across groups" where the model quotes pooled norms for the
+    group (too little of its data in training). ``table`` needs ``dealer_group_id``."""
+    groups = table["dealer_group_id"].astype("string")
+    if group is None and groups.nunique() == 1:
+        group = str(groups.dropna().iloc[0])
+    _, own = model.norms_for(group)
+    rows = table[(groups == group).fillna(False).to_numpy()] if own and group else table
+    return DriverExplainer(model, group_norms(rows, model.task, model.task_params), group=group)
 
 
 def format_rollup(roll: pd.DataFrame, scope: str, top: int = ROLLUP_SHOWN) -> str:
@@ -132,6 +150,8 @@ def explain_task(
     if rooftop is not None:
         lines += [f"{rooftop} against the group", format_rollup(roll, rooftop), ""]
     row = _instance_row(explainer, table, scope, instance_id, features)
+    if explainer.group != str(row["dealer_group_id"]):  # quote the instance's own group
+        explainer = explainer_for(explainer.model, table, str(row["dealer_group_id"]))
     explained = explainer.explain_row(row.to_dict())
     lines += [format_instance(explained, str(row["instance_id"]), str(row["rooftop_id"])), ""]
     name = GROUP if rooftop is None else rooftop

@@ -5,14 +5,21 @@ whether it is new; ``Deliverer`` posts pending updates to each dealer group's CR
 
 Guarantees:
 
-- **Each changed risk, once.** An update equal to the last one enqueued for the same customer
-  and task (ignoring ``VOLATILE_FIELDS`` such as ``scored_at``) is not enqueued again.
+- **Per rooftop.** An update may name the rooftop whose instances it carries (``rooftop_id``,
+  added to the body): a rooftop's key lists and requeues only its rooftops' deliveries.
+- **Each changed risk, once.** An update equal to the last one enqueued for the same customer,
+  task and rooftop (ignoring ``VOLATILE_FIELDS`` such as ``scored_at``) is not enqueued again.
+- **Never an older model after a newer one.** Each update carries the ``generation`` of the
+  models that scored it (it grows with every reload, across processes); one whose generation is
+  lower than one already queued or sent for that customer and task is dropped (``stale``), so
+  what the CRM receives for a customer and task never goes back to an older model.
 - **Stable idempotency keys.** The key is ``cjm-`` and 32 hex digits of SHA-256 over the dealer
   group, customer, task, the update's place in that customer's task history (``sequence``, 1,
-  2, ...) and the hash of its content. Enqueueing the same update again returns the same key,
-  so a batch re-run after a crash makes no second key; an update that changes risk back to an
-  earlier value is a new update with its own key (it must overwrite the one in between). The
-  key and body are written once and every retry sends exactly those bytes.
+  2, ..., across rooftops) and the hash of its content. Enqueueing the same update again
+  returns the same key, so a batch re-run after a crash makes no second key; an update that
+  changes risk back to an earlier value is a new update with its own key (it must overwrite
+  the one in between). The key and body are written once and every retry sends exactly those
+  bytes.
 - **Order per customer.** A customer's update is sent only after every earlier one of that
   customer (any task) is delivered: a failing, in-flight or parked update holds the later ones.
 - **Nothing lost.** A delivery is claimed with a lease before it is sent; a process that dies
@@ -26,6 +33,9 @@ Guarantees:
 Requests are signed: ``X-CJM-Signature: sha256=<hex>`` is HMAC-SHA256 with the group's secret
 over ``<X-CJM-Timestamp>.<body>`` (the timestamp, a dot, then the raw body bytes), so a
 receiver can refuse tampered and replayed requests (see ``verify_signature``).
+
+The table's schema is versioned (``SCHEMA_VERSION``); opening a file written by an earlier
+version upgrades it in place, in one transaction (``_migrate``), keeping every key and body.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cjm_ml.serving._sqlite import Connections, ensure_schema, transaction
 
@@ -59,14 +69,23 @@ IDEMPOTENCY_HEADER = "X-CJM-Idempotency-Key"
 TIMESTAMP_HEADER = "X-CJM-Timestamp"
 #: Payload fields that do not make an update different (re-scoring at a later moment).
 VOLATILE_FIELDS = frozenset({"scored_at"})
-#: Fields the outbox writes into every body; a payload may only repeat them unchanged.
-_ENVELOPE_FIELDS = ("dealer_group_id", "customer_id", "task", "sequence", "idempotency_key")
+#: Fields the outbox writes into every body (``rooftop_id`` when the update names one); a
+#: payload may only repeat them unchanged.
+_ENVELOPE_FIELDS = (
+    "dealer_group_id",
+    "customer_id",
+    "task",
+    "rooftop_id",
+    "sequence",
+    "idempotency_key",
+)
 #: HTTP statuses worth retrying; any other non-2xx means the CRM refuses the update.
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 #: Longest error text kept per delivery (no response bodies: they may hold personal data).
 _MAX_ERROR_CHARS = 300
 
-SCHEMA_VERSION = 1
+#: 1: the first table; 2: ``rooftop_id`` and ``generation`` (``_migrate`` upgrades a 1 file).
+SCHEMA_VERSION = 2
 _DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,6 +93,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     dealer_group_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
     task TEXT NOT NULL,
+    rooftop_id TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
     sequence INTEGER NOT NULL,
     content_hash TEXT NOT NULL,
     body BLOB NOT NULL,
@@ -91,8 +112,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_open ON outbox (dealer_group_id, customer_id, id)
     WHERE status IN ('pending', 'in_flight', 'parked');
-CREATE INDEX IF NOT EXISTS outbox_by_group ON outbox (dealer_group_id, status, id)
+CREATE INDEX IF NOT EXISTS outbox_by_group ON outbox (dealer_group_id, status, id);
+CREATE INDEX IF NOT EXISTS outbox_by_rooftop ON outbox (dealer_group_id, rooftop_id, id)
 """
+#: What version 2 adds to a version 1 table (the rooftop of a legacy row: see ``_migrate``).
+_ADDED_COLUMNS = {"rooftop_id": "TEXT", "generation": "INTEGER NOT NULL DEFAULT 0"}
 _OPEN = "('pending', 'in_flight', 'parked')"
 
 
@@ -137,12 +161,29 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class CrmUpdate:
+    """One update to enqueue: whose it is, its JSON ``payload``, the rooftop whose instances it
+    carries (None: not tied to one; listed to whole-group keys only) and the ``generation`` of
+    the models that scored it."""
+
+    dealer_group_id: str
+    customer_id: str
+    task: str
+    payload: Mapping[str, Any]
+    rooftop_id: str | None = None
+    generation: int = 0
+
+
+@dataclass(frozen=True)
 class EnqueueResult:
-    """The update's idempotency key and sequence; ``created`` False when it was unchanged."""
+    """The update's idempotency key and sequence; ``created`` False when it was unchanged or
+    ``stale`` (scored by older models than an update already queued or sent for the customer
+    and task: then the key and sequence are that newer update's)."""
 
     idempotency_key: str
     sequence: int
     created: bool
+    stale: bool = False
 
 
 class Delivery(BaseModel):
@@ -153,6 +194,9 @@ class Delivery(BaseModel):
     dealer_group_id: str
     customer_id: str
     task: str
+    rooftop_id: str | None = Field(
+        description="The rooftop whose instances it carries (none: a whole-group update)."
+    )
     sequence: int
     status: DeliveryStatus
     attempts: int
@@ -163,6 +207,19 @@ class Delivery(BaseModel):
     last_status_code: int | None
     last_error: str | None
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the outbox still holds, across every dealer group: ``waiting`` (pending, in backoff
+    or in flight: they will go, given time), ``held`` (pending behind a parked update of the
+    same customer: they wait for a requeue), ``parked``, and ``next_due_at`` (Unix seconds when
+    the earliest waiting head is due, or its lease ends; None when nothing waits)."""
+
+    waiting: int
+    held: int
+    parked: int
+    next_due_at: float | None
 
 
 @dataclass
@@ -229,6 +286,7 @@ class Outbox:
 
     @staticmethod
     def _init_connection(conn: sqlite3.Connection) -> None:
+        _migrate(conn)
         ensure_schema(conn, "outbox", SCHEMA_VERSION, _DDL)
 
     def enqueue(
@@ -238,70 +296,77 @@ class Outbox:
         task: str,
         payload: Mapping[str, Any],
         now: float | None = None,
+        *,
+        rooftop_id: str | None = None,
+        generation: int = 0,
     ) -> EnqueueResult:
-        """Store one update for delivery unless it equals the last one for this customer+task."""
-        return self.enqueue_many([(dealer_group_id, customer_id, task, payload)], now)[0]
+        """Store one update for delivery unless it is unchanged or stale (``enqueue_many``)."""
+        update = CrmUpdate(dealer_group_id, customer_id, task, payload, rooftop_id, generation)
+        return self.enqueue_many([update], now)[0]
 
     def enqueue_many(
         self,
-        updates: Iterable[tuple[str, str, str, Mapping[str, Any]]],
+        updates: Iterable[CrmUpdate | tuple[str, str, str, Mapping[str, Any]]],
         now: float | None = None,
     ) -> list[EnqueueResult]:
-        """Store (dealer_group_id, customer_id, task, payload) updates in one transaction.
+        """Store updates (``CrmUpdate``, or (dealer_group_id, customer_id, task, payload)) in
+        one transaction; their results, in order.
 
         A payload is the update's JSON object (risk, band, drivers, action, model version...);
-        the body sent adds ``dealer_group_id``, ``customer_id``, ``task``, ``sequence`` and
-        ``idempotency_key``. ``ValueError`` for a payload that is not JSON (NaN included) or
-        that contradicts those fields; then nothing is stored.
+        the body sent adds ``dealer_group_id``, ``customer_id``, ``task``, ``rooftop_id`` (when
+        given), ``sequence`` and ``idempotency_key``. An update equal to the last one of its
+        customer, task and rooftop is not stored again; one scored by an older generation of
+        models than an update already queued or sent for its customer and task is dropped
+        (``stale``, logged at debug). ``ValueError`` for a payload that is not JSON (NaN
+        included) or that contradicts those fields; then nothing is stored.
         """
         created_at = time.time() if now is None else now
-        prepared = [_prepare(*u) for u in updates]
+        prepared = [_prepare(u if isinstance(u, CrmUpdate) else CrmUpdate(*u)) for u in updates]
         conn = self._connections.get()
-        results = []
         with transaction(conn):
-            for (group, customer, task), payload, content_hash in prepared:
-                last = conn.execute(
-                    "SELECT sequence, content_hash, idempotency_key, status FROM outbox "
-                    "WHERE dealer_group_id = ? AND customer_id = ? AND task = ? "
-                    "ORDER BY sequence DESC LIMIT 1",
-                    (group, customer, task),
-                ).fetchone()
-                if last is not None and last[1] == content_hash and last[3] != "discarded":
-                    results.append(EnqueueResult(last[2], last[0], created=False))
-                    continue
-                sequence = 1 if last is None else last[0] + 1
-                key = idempotency_key(group, customer, task, sequence, content_hash)
-                body = canonical_json(
-                    {
-                        **payload,
-                        "dealer_group_id": group,
-                        "customer_id": customer,
-                        "task": task,
-                        "sequence": sequence,
-                        "idempotency_key": key,
-                    }
-                )
-                conn.execute(
-                    "INSERT INTO outbox (idempotency_key, dealer_group_id, customer_id, task, "
-                    "sequence, content_hash, body, status, created_at, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                    (
-                        key,
-                        group,
-                        customer,
-                        task,
-                        sequence,
-                        content_hash,
-                        body,
-                        created_at,
-                        created_at,
-                    ),
-                )
-                results.append(EnqueueResult(key, sequence, created=True))
+            results = [_enqueue_one(conn, *p, created_at) for p in prepared]
         created = sum(r.created for r in results)
-        if created:
-            log.info("enqueued %d CRM updates (%d unchanged)", created, len(results) - created)
+        stale = sum(r.stale for r in results)
+        if created or stale:
+            log.info(
+                "enqueued %d CRM updates (%d unchanged, %d stale)",
+                created,
+                len(results) - created - stale,
+                stale,
+            )
         return results
+
+    def open_rooftops(
+        self, dealer_group_id: str, task: str, customer_ids: Iterable[str], rooftops: Iterable[str]
+    ) -> dict[str, set[str]]:
+        """Per customer, the ``rooftops`` where its latest update for ``task`` lists instances
+        (a payload's non-empty ``instances``, each with its ``rooftop_id``): what the CRM still
+        shows there, so an update with no instances must follow when they close. Customers with
+        none are left out."""
+        rows = (
+            self._connections.get()
+            .execute(
+                "SELECT customer_id, rooftop_id, body FROM outbox o "
+                "WHERE dealer_group_id = ? AND task = ? "
+                "AND customer_id IN (SELECT value FROM json_each(?)) "
+                "AND sequence = (SELECT MAX(p.sequence) FROM outbox p "
+                "WHERE p.dealer_group_id = o.dealer_group_id AND p.customer_id = o.customer_id "
+                "AND p.task = o.task AND p.rooftop_id IS o.rooftop_id) "
+                "ORDER BY customer_id, sequence",
+                (dealer_group_id, task, json.dumps(list(customer_ids))),
+            )
+            .fetchall()
+        )
+        wanted = set(rooftops)
+        shown: dict[str, dict[str, bool]] = {}
+        for customer, rooftop, body in rows:
+            listed = _instance_rooftops(bytes(body))
+            if rooftop is None:  # a whole-customer update (schema 1): it replaced everything
+                shown[customer] = dict.fromkeys(listed, True)
+            else:
+                shown.setdefault(customer, {})[rooftop] = rooftop in listed
+        out = {c: {r for r, on in s.items() if on and r in wanted} for c, s in shown.items()}
+        return {c: r for c, r in out.items() if r}
 
     def deliveries(
         self,
@@ -309,13 +374,18 @@ class Outbox:
         status: DeliveryStatus | str | None = None,
         limit: int = 100,
         after_id: int = 0,
+        rooftops: Iterable[str] | None = None,
     ) -> list[Delivery]:
-        """A dealer group's deliveries in enqueue order (``status`` to filter, paged by id)."""
+        """A dealer group's deliveries in enqueue order (``status`` to filter, paged by id);
+        with ``rooftops``, only the updates of those rooftops (not whole-group ones)."""
         where = "dealer_group_id = ? AND id > ?"
         params: tuple[Any, ...] = (dealer_group_id, after_id)
         if status is not None:
             where += " AND status = ?"
             params += (DeliveryStatus(status).value,)
+        if rooftops is not None:
+            where += " AND rooftop_id IN (SELECT value FROM json_each(?))"
+            params += (json.dumps(sorted(rooftops)),)
         rows = (
             self._connections.get()
             .execute(f"{_SELECT_DELIVERY} WHERE {where} ORDER BY id LIMIT ?", (*params, limit))
@@ -336,19 +406,54 @@ class Outbox:
         found = dict(rows)
         return {s: int(found.get(s.value, 0)) for s in DeliveryStatus}
 
+    def newest_generation(self) -> int:
+        """The highest model generation of any stored update (0: none): new generations must
+        stay above it, or the outbox would drop their updates as stale."""
+        row = self._connections.get().execute("SELECT MAX(generation) FROM outbox").fetchone()
+        return int(row[0] or 0)
+
+    def backlog(self) -> Backlog:
+        """What is left to deliver across every dealer group (read only): deliveries that will
+        go, given time, those held behind a parked one, the parked ones, and when the next due
+        head is due."""
+        row = (
+            self._connections.get()
+            .execute(
+                f"WITH open AS (SELECT id, dealer_group_id, customer_id, status, next_attempt_at, "
+                f"lease_until FROM outbox WHERE status IN {_OPEN}), "
+                "heads AS (SELECT o.* FROM open o JOIN (SELECT MIN(id) AS id FROM open "
+                "GROUP BY dealer_group_id, customer_id) USING (id)) "
+                "SELECT TOTAL(o.status != 'parked' AND h.status != 'parked'), "
+                "TOTAL(o.status != 'parked' AND h.status = 'parked'), "
+                "TOTAL(o.status = 'parked'), "
+                "(SELECT MIN(CASE status WHEN 'pending' THEN next_attempt_at "
+                "WHEN 'in_flight' THEN lease_until END) FROM heads) "
+                "FROM open o JOIN heads h USING (dealer_group_id, customer_id)"
+            )
+            .fetchone()
+        )
+        return Backlog(
+            waiting=int(row[0]), held=int(row[1]), parked=int(row[2]), next_due_at=row[3]
+        )
+
     def requeue(
-        self, dealer_group_id: str, ids: Iterable[int] | None = None, now: float | None = None
+        self,
+        dealer_group_id: str,
+        ids: Iterable[int] | None = None,
+        now: float | None = None,
+        rooftops: Iterable[str] | None = None,
     ) -> int:
         """Send parked deliveries again from a fresh attempt count; returns how many.
 
-        ``ids`` None requeues every parked delivery of the group; ids of other groups or not
-        parked are left alone.
+        ``ids`` None requeues every parked delivery of the group (with ``rooftops``: of those
+        rooftops only); ids of other groups or rooftops, or not parked, are left alone.
         """
         return self._change_parked(
             dealer_group_id,
             ids,
             "status = 'pending', attempts = 0, next_attempt_at = ?",
             (time.time() if now is None else now,),
+            rooftops,
         )
 
     def discard(self, dealer_group_id: str, ids: Iterable[int]) -> int:
@@ -356,9 +461,11 @@ class Outbox:
         return self._change_parked(dealer_group_id, ids, "status = 'discarded'", ())
 
     def prune(self, delivered_before: float) -> int:
-        """Delete deliveries delivered before a time, keeping each customer+task's latest.
+        """Delete deliveries delivered before a time, keeping each customer+task+rooftop's
+        latest.
 
-        The latest stays because it is what the next update is compared with.
+        The latest stays because it is what the next update is compared with (and holds the
+        newest generation the next one must not go below).
         """
         conn = self._connections.get()
         with transaction(conn):
@@ -366,7 +473,8 @@ class Outbox:
                 "DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ? "
                 "AND sequence < (SELECT MAX(o.sequence) FROM outbox o WHERE "
                 "o.dealer_group_id = outbox.dealer_group_id AND "
-                "o.customer_id = outbox.customer_id AND o.task = outbox.task)",
+                "o.customer_id = outbox.customer_id AND o.task = outbox.task AND "
+                "o.rooftop_id IS outbox.rooftop_id)",
                 (delivered_before,),
             ).rowcount
 
@@ -464,6 +572,7 @@ class Outbox:
         ids: Iterable[int] | None,
         assignments: str,
         params: tuple[Any, ...],
+        rooftops: Iterable[str] | None = None,
     ) -> int:
         conn = self._connections.get()
         where = "dealer_group_id = ? AND status = 'parked'"
@@ -471,6 +580,9 @@ class Outbox:
         if ids is not None:
             where += " AND id IN (SELECT value FROM json_each(?))"
             args += (json.dumps([int(i) for i in ids]),)
+        if rooftops is not None:
+            where += " AND rooftop_id IN (SELECT value FROM json_each(?))"
+            args += (json.dumps(sorted(rooftops)),)
         with transaction(conn):
             changed = conn.execute(f"UPDATE outbox SET {assignments} WHERE {where}", args).rowcount
         log.info("%d parked CRM updates of dealer group %s changed", changed, dealer_group_id)
@@ -666,9 +778,9 @@ class _Outcome:
 
 
 _SELECT_DELIVERY = (
-    "SELECT id, idempotency_key, dealer_group_id, customer_id, task, sequence, status, attempts, "
-    "created_at, next_attempt_at, last_attempt_at, delivered_at, last_status_code, last_error, "
-    "body FROM outbox"
+    "SELECT id, idempotency_key, dealer_group_id, customer_id, task, rooftop_id, sequence, "
+    "status, attempts, created_at, next_attempt_at, last_attempt_at, delivered_at, "
+    "last_status_code, last_error, body FROM outbox"
 )
 
 
@@ -680,6 +792,7 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         group,
         customer,
         task,
+        rooftop,
         sequence,
         status,
         attempts,
@@ -697,6 +810,7 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         dealer_group_id=group,
         customer_id=customer,
         task=task,
+        rooftop_id=rooftop,
         sequence=sequence,
         status=DeliveryStatus(status),
         attempts=attempts,
@@ -710,14 +824,22 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
     )
 
 
-def _prepare(
-    dealer_group_id: str, customer_id: str, task: str, payload: Mapping[str, Any]
-) -> tuple[tuple[str, str, str], dict[str, Any], str]:
-    """Check an update and hash its content (the payload without volatile fields)."""
-    envelope = {"dealer_group_id": dealer_group_id, "customer_id": customer_id, "task": task}
+def _prepare(update: CrmUpdate) -> tuple[CrmUpdate, dict[str, Any], str]:
+    """Check an update; the update, its body without the envelope, and its content hash
+    (over the body without volatile fields)."""
+    envelope = {
+        "dealer_group_id": update.dealer_group_id,
+        "customer_id": update.customer_id,
+        "task": update.task,
+    }
+    if update.rooftop_id is not None:
+        envelope["rooftop_id"] = update.rooftop_id
     for name, value in envelope.items():
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string")
+    if not isinstance(update.generation, int) or update.generation < 0:
+        raise ValueError("generation must be a whole number, 0 or more")
+    payload = update.payload
     clashes = [
         f for f in _ENVELOPE_FIELDS if f in payload and payload[f] != envelope.get(f, object())
     ]
@@ -730,7 +852,106 @@ def _prepare(
         canonical_json(body)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"payload is not valid JSON: {exc}") from None
-    return (dealer_group_id, customer_id, task), body, content_hash
+    return update, body, content_hash
+
+
+def _enqueue_one(
+    conn: sqlite3.Connection,
+    update: CrmUpdate,
+    body: dict[str, Any],
+    content_hash: str,
+    created_at: float,
+) -> EnqueueResult:
+    """Store one prepared update inside the caller's transaction, unless it is stale (older
+    models than one queued or sent for the customer and task) or unchanged (equal to the last
+    one of its rooftop: that one then takes on the update's generation if it is higher)."""
+    identity = (update.dealer_group_id, update.customer_id, update.task)
+    newest = conn.execute(
+        "SELECT generation, idempotency_key, sequence FROM outbox WHERE dealer_group_id = ? "
+        "AND customer_id = ? AND task = ? AND status != 'discarded' "
+        "ORDER BY generation DESC, sequence DESC LIMIT 1",
+        identity,
+    ).fetchone()
+    if newest is not None and update.generation < newest[0]:
+        log.debug(
+            "dropped a %s update of dealer group %s scored by model generation %d: %s is "
+            "from generation %d",
+            update.task,
+            update.dealer_group_id,
+            update.generation,
+            newest[1],
+            newest[0],
+        )
+        return EnqueueResult(newest[1], newest[2], created=False, stale=True)
+    last = conn.execute(
+        "SELECT id, sequence, content_hash, idempotency_key, status FROM outbox "
+        "WHERE dealer_group_id = ? AND customer_id = ? AND task = ? AND rooftop_id IS ? "
+        "ORDER BY sequence DESC LIMIT 1",
+        (*identity, update.rooftop_id),
+    ).fetchone()
+    if last is not None and last[2] == content_hash and last[4] != "discarded":
+        conn.execute(
+            "UPDATE outbox SET generation = MAX(generation, ?) WHERE id = ?",
+            (update.generation, last[0]),
+        )
+        return EnqueueResult(last[3], last[1], created=False)
+    top = conn.execute(
+        "SELECT MAX(sequence) FROM outbox WHERE dealer_group_id = ? AND customer_id = ? "
+        "AND task = ?",
+        identity,
+    ).fetchone()[0]
+    sequence = 1 if top is None else top + 1
+    key = idempotency_key(*identity, sequence, content_hash)
+    envelope = dict(zip(("dealer_group_id", "customer_id", "task"), identity, strict=True))
+    if update.rooftop_id is not None:
+        envelope["rooftop_id"] = update.rooftop_id
+    document = {**body, **envelope, "sequence": sequence, "idempotency_key": key}
+    conn.execute(
+        "INSERT INTO outbox (idempotency_key, dealer_group_id, customer_id, task, rooftop_id, "
+        "generation, sequence, content_hash, body, status, created_at, next_attempt_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        (
+            key,
+            *identity,
+            update.rooftop_id,
+            update.generation,
+            sequence,
+            content_hash,
+            canonical_json(document),
+            created_at,
+            created_at,
+        ),
+    )
+    return EnqueueResult(key, sequence, created=True)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Upgrade a schema 1 outbox table in place, in one transaction (nothing to do on a new or
+    current file): add ``rooftop_id`` and ``generation``. A row's rooftop is that of its
+    payload's instances when they are all at one rooftop, else none (a whole-group update,
+    listed to whole-group keys only); its generation is 0. Keys and bodies are kept."""
+    with transaction(conn):
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+        if not columns or set(_ADDED_COLUMNS) <= columns:
+            return
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in columns:
+                conn.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
+        rooftops = [
+            (next(iter(found)), id_)
+            for id_, body in conn.execute("SELECT id, body FROM outbox").fetchall()
+            if len(found := _instance_rooftops(bytes(body))) == 1
+        ]
+        conn.executemany("UPDATE outbox SET rooftop_id = ? WHERE id = ?", rooftops)
+    log.info("upgraded the outbox to schema %d (%d rows given a rooftop)", 2, len(rooftops))
+
+
+def _instance_rooftops(body: bytes) -> set[str]:
+    """The rooftops of the instances a stored body lists (none when it lists none)."""
+    instances = json.loads(body).get("instances")
+    if not isinstance(instances, list):
+        return set()
+    return {str(i["rooftop_id"]) for i in instances if isinstance(i, dict) and i.get("rooftop_id")}
 
 
 def _json_default(value: Any) -> Any:

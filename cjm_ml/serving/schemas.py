@@ -7,13 +7,23 @@ is refused field by field before any work is done, and the docs list the allowed
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from cjm_ml.events import catalogue
 
@@ -21,6 +31,8 @@ from cjm_ml.events import catalogue
 MAX_EVENTS = 5000
 #: Most customers scored in one request.
 MAX_CUSTOMERS = 100
+#: Largest request body (413 over it: by its Content-Length, or as a streamed body passes it).
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 EventType = StrEnum("EventType", {k: k for k in catalogue().event_type_keys})  # type: ignore[misc]
 Channel = StrEnum("Channel", {c: c for c in catalogue().channels})  # type: ignore[misc]
@@ -40,7 +52,34 @@ def check_time(value: datetime | None) -> datetime | None:
     return value
 
 
-When = Annotated[AwareDatetime, AfterValidator(check_time)]
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def check_time_text(value: object) -> object:
+    """``value`` if it is written as an ISO 8601 date and time (or is a ``datetime``, from
+    Python code). Refuses numbers and numeric strings, which would otherwise be read as Unix
+    times, and every other non-string (the zone is checked next: ``AwareDatetime``)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE_TIME.match(value)):
+        return value
+    raise ValueError("must be an ISO 8601 date and time with a timezone, e.g. 2026-01-05T10:00Z")
+
+
+When = Annotated[AwareDatetime, BeforeValidator(check_time_text), AfterValidator(check_time)]
+
+
+def check_finite(value: Any) -> Any:
+    """``value`` (JSON: objects, arrays, strings, numbers...) if every number in it is finite.
+    Refuses NaN and Infinity (Python's JSON reader takes them, and 1e400 reads as Infinity)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
 
 
 class EventIn(BaseModel):
@@ -58,8 +97,8 @@ class EventIn(BaseModel):
     channel: Channel | None = None
     source: str | None = Field(None, max_length=128)
     vehicle_id: str | None = Field(None, max_length=128)
-    value: float | None = Field(None, allow_inf_nan=False)
-    attributes: dict[str, Any] | None = None
+    value: float | None = Field(None, allow_inf_nan=False, strict=True)
+    attributes: Annotated[dict[str, Any] | None, AfterValidator(check_finite)] = None
 
 
 class EventsIn(BaseModel):
@@ -90,9 +129,30 @@ class ScoreIn(BaseModel):
     """Who to score, and when (default: now)."""
 
     model_config = ConfigDict(extra="forbid")
-    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS)
+    customers: list[CustomerIn] = Field(
+        min_length=1,
+        max_length=MAX_CUSTOMERS,
+        description=f"At most {MAX_EVENTS} inline events in all, over every customer.",
+    )
     as_of: When | None = Field(None, description="Cutoff; default: the request time.")
-    push: bool = Field(False, description="Also send changed risks to the CRM (outbox).")
+    push: bool = Field(
+        False, strict=True, description="Also send changed risks to the CRM (outbox)."
+    )
+
+    @field_validator("customers", mode="before")
+    @classmethod
+    def _few_enough_events(cls, customers: object) -> object:
+        """Refuses more than ``MAX_EVENTS`` inline events over all the customers, counted
+        before any event is validated."""
+        if isinstance(customers, list):
+            given = (
+                c.get("events") if isinstance(c, dict) else getattr(c, "events", None)
+                for c in customers
+            )
+            total = sum(len(events) for events in given if isinstance(events, list))
+            if total > MAX_EVENTS:
+                raise ValueError(f"at most {MAX_EVENTS} inline events in all (got {total})")
+        return customers
 
 
 class DriverOut(BaseModel):
@@ -156,6 +216,9 @@ class ScoreOut(BaseModel):
     model_version: str
     cutoff: datetime
     customers: list[CustomerScore]
+    #: The generation of the models that scored it (``ModelSet.generation``): what the outbox
+    #: orders a customer's updates by. Not part of the response.
+    model_generation: int = Field(0, exclude=True)
 
 
 class _CustomerRef(BaseModel):
@@ -176,12 +239,27 @@ class QueueOut(BaseModel):
     items: list[QueueItem]
 
 
+class ProcessModelOut(BaseModel):
+    """What one process of the service serves of a model."""
+
+    pid: int
+    generation: int = Field(description="The model generation it serves (0: none).")
+    version: str | None = Field(description="Its version of this model (None: not loaded).")
+
+
 class ModelOut(BaseModel):
     """A champion in use: name, version, where it came from and how it tested."""
 
     task: TaskName
     model_name: str
     version: str
+    generation: int = Field(
+        description="The model generation this process serves: every reload publishes a new "
+        "one, and every process of the service switches to it."
+    )
+    processes: list[ProcessModelOut] = Field(
+        description="Each live process of the service: its generation and version of this model."
+    )
     source: str = Field(description="The MLflow registry, or the bundles' folder.")
     loaded_at: str = Field(description="ISO 8601 with the UTC offset (+00:00).")
     features: int
@@ -229,10 +307,23 @@ class ProblemOut(BaseModel):
     detail: list[ProblemDetail] | str
 
 
-#: The refusals every endpoint documents (401/403/404/409/413/422/503, each a ``ProblemOut``).
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    c: {"model": ProblemOut} for c in (401, 403, 404, 409, 413, 422, 503)
+#: What each refusal the API gives means, as the OpenAPI spec documents it.
+REFUSALS: dict[int, str] = {
+    400: "The body is not JSON text (UTF-8).",
+    401: "The API key is missing or wrong.",
+    403: "Another rooftop's or dealer group's data than the key may see.",
+    404: "Not found: e.g. a customer or rooftop with no events stored.",
+    409: "An event_id already stored with other content.",
+    413: f"The request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB.",
+    422: "A field is missing, of the wrong type or out of range: detail names it (loc).",
+    503: "Not ready (models not loaded) or too busy (see Retry-After).",
 }
+
+
+def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` for the refusals an operation gives: each code's meaning
+    (``REFUSALS``) and its body, a ``ProblemOut``."""
+    return {c: {"model": ProblemOut, "description": REFUSALS[c]} for c in codes}
 
 
 def problem(loc: Iterable[str | int], msg: str, kind: str = "value_error") -> dict[str, Any]:

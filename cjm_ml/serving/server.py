@@ -33,6 +33,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 2) -> None
     import uvicorn
 
     from cjm_ml.serving.api.main import create_app
+    from cjm_ml.serving.connections import server_options
     from cjm_ml.serving.tenants import load_tenants
 
     load_tenants(settings.tenants_file)
@@ -46,7 +47,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 2) -> None
     # it has shut down, and the process dies before a ``finally`` here would run.
     app = create_app(settings, on_shutdown=stop_workers)
     try:
-        uvicorn.run(app, fd=sock.fileno(), log_config=None, access_log=False)
+        uvicorn.run(
+            app,
+            fd=sock.fileno(),
+            log_config=None,
+            access_log=False,
+            **server_options(settings),
+        )
     finally:
         stop_workers()
 

@@ -9,11 +9,12 @@ HTTP status the API answers with and a ``detail`` naming the field or item and w
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +26,16 @@ from cjm_ml.events import validate_events
 from cjm_ml.explain.drivers import Driver, DriverExplainer, InstanceExplanation
 from cjm_ml.journey.report import build_report
 from cjm_ml.params import Task
-from cjm_ml.serving.models import ModelHolder, ModelSet, ModelsUnavailable
-from cjm_ml.serving.outbox import Deliverer, Delivery, DeliveryStatus, Outbox, RetryPolicy
+from cjm_ml.serving.heavy import HeavyWork, PageCache
+from cjm_ml.serving.models import ModelHolder, ModelSet, ModelsUnavailable, ReloadIncomplete
+from cjm_ml.serving.outbox import (
+    CrmUpdate,
+    Deliverer,
+    Delivery,
+    DeliveryStatus,
+    Outbox,
+    RetryPolicy,
+)
 from cjm_ml.serving.schemas import (
     EARLIEST,
     ActionOut,
@@ -88,15 +97,24 @@ class Service:
     models: ModelHolder
     outbox: Outbox
     deliverer: Deliverer
-    explainers: dict[tuple[Task, int], DriverExplainer] = field(default_factory=dict)
+    #: drivers engines per loaded set (by ``id``; dropped when the set is freed), each per
+    #: (task, dealer group): see ``explainer``
+    explainers: dict[int, dict[tuple[Task, str], DriverExplainer]] = field(default_factory=dict)
+    #: journey pages and call lists run here, one at a time, away from the scorer
+    heavy: HeavyWork = field(default_factory=HeavyWork)
+    #: built journey pages by (group, rooftops), with the store version they show
+    pages: PageCache = field(default_factory=PageCache)
     scorer: ScoreBatcher[ScoreJob, ScoreOut] = field(init=False)
 
     def __post_init__(self) -> None:
         self.scorer = ScoreBatcher(self.score_jobs)
 
     def close(self) -> None:
-        """Stop the scorer and the deliverer, and close the outbox and the store."""
+        """Stop the scorer, the heavy work and the deliverer, and close the outbox and the
+        store."""
         self.scorer.close()
+        self.heavy.close()
+        self.models.close()
         self.deliverer.stop()
         self.deliverer.close()
         self.outbox.close()
@@ -109,20 +127,27 @@ class Service:
             raise Refused(503, f"models not loaded: {self.models.last_error}")
         return current
 
-    def explainer(self, models: ModelSet, task: Task) -> DriverExplainer:
-        """The drivers engine for this task's loaded model (built once per model), quoting
-        the group norms and task parameters the model was trained with."""
-        model = models.models[task]
-        key = (task, id(model))
-        if key not in self.explainers:
-            self.explainers[key] = DriverExplainer(model, threads=1)
-        return self.explainers[key]
+    def explainer(self, models: ModelSet, task: Task, group: str) -> DriverExplainer:
+        """The drivers engine for this task's model in ``models``, explaining dealer group
+        ``group``'s instances: quoting that group's norms (or the pooled ones, "across
+        groups", where the model has too little of its data) and the task parameters the model
+        was trained with. Built once per set, task and group, and kept as long as the set is:
+        a reload frees the old set's engines with it."""
+        per_set = self.explainers.get(id(models))
+        if per_set is None:
+            per_set = self.explainers.setdefault(id(models), {})
+            weakref.finalize(models, self.explainers.pop, id(models), None)
+        key = (task, group)
+        if key not in per_set:
+            per_set[key] = DriverExplainer(models.models[task], group=group, threads=1)
+        return per_set[key]
 
     def score_jobs(self, jobs: Sequence[ScoreJob]) -> list[ScoreOut | Refused]:
         """Score a batch of by-id requests: one access check, and one store read, feature
         pass, model call and explanation pass per (task, dealer group, cutoff). Each job gets
-        its response, or its refusal (403/404, or 503 without models). ``as_of=None``: the
-        cutoff is now, the moment the batch is scored."""
+        its response, or its refusal (403/404, or 503 without models), with the instances at
+        its key's rooftops only. ``as_of=None``: the cutoff is now, the moment the batch is
+        scored."""
         try:
             models = self.ready_models()
         except Refused as exc:
@@ -132,7 +157,7 @@ class Service:
         out: dict[int, ScoreOut | Refused] = {}
         groups: dict[tuple[Task, str, pd.Timestamp], list[int]] = {}
         for i, job in enumerate(jobs):
-            refused = _refusal(job.principal.check_customers(holdings, job.customer_ids))
+            refused = _refusal(_access(job.principal, holdings, job.customer_ids))
             if refused is not None:
                 out[i] = refused
             else:
@@ -141,9 +166,14 @@ class Service:
         for (task, group, cutoff), members in groups.items():
             ids = list(dict.fromkeys(c for i in members for c in jobs[i].customer_ids))
             scored = score_events(models, task, self.store.customer_events(group, ids), cutoff)
+            seen = frozenset().union(*(jobs[i].principal.rooftops for i in members))
+            scored = _at_rooftops(scored, seen)
             instances = _instance_scores(self, models, scored)
             for i in members:
-                out[i] = _score_out(scored, instances, jobs[i].customer_ids)
+                principal, customers = jobs[i].principal, jobs[i].customer_ids
+                out[i] = _score_out(
+                    scored, instances, customers, models.generation, principal.rooftops
+                )
         return [out[i] for i in range(len(jobs))]
 
     def submit(self, job: ScoreJob) -> Future[ScoreOut]:
@@ -164,9 +194,9 @@ def open_service(settings: Settings) -> Service:
         max_delay_s=settings.outbox_max_delay_s,
     )
     deliverer = Deliverer(outbox, tenants.webhook_targets(), policy)
-    holder = ModelHolder(settings.models_dir)
-    with contextlib.suppress(ModelsUnavailable):  # /readyz says why; a reload can fix it
-        holder.reload()
+    holder = ModelHolder(settings.models_dir, floor=outbox.newest_generation())
+    holder.start()  # not loaded: /readyz says why; a reload can fix it
+    holder.watch()  # follow the generations the other processes publish
     return Service(
         settings=settings,
         tenants=tenants,
@@ -179,12 +209,46 @@ def open_service(settings: Settings) -> Service:
 
 # ------------------------------------------------------------------------------ use cases
 def reload_models(service: Service) -> list[dict[str, object]]:
-    """Load the current champions and swap them in (requests in flight finish on the old
-    set); their description. Refuses (503) when some cannot be loaded, keeping the old set."""
+    """Load and validate the current champions, swap them in here and in every process of the
+    service (requests in flight finish on the old set); their description, once every live
+    process serves them. Refuses, keeping the set served, when some champion is damaged or
+    unusable (409, each task and why; 503 when no set is served at all), and answers 504
+    (naming each process and what it serves) when some process did not switch in time."""
     try:
-        return service.models.reload().describe()
+        service.models.reload()
     except ModelsUnavailable as exc:
-        raise Refused(503, f"kept the previous models: {exc}") from exc
+        current = service.models.current
+        kept = "nothing served" if current is None else f"kept generation {current.generation}"
+        detail = [
+            problem(["models", task], f"{why} ({kept})", "model_unusable")
+            for task, why in exc.problems.items()
+        ]
+        raise Refused(409 if current is not None else 503, detail) from exc
+    except ReloadIncomplete as exc:
+        detail = [
+            problem(
+                ["processes", p.pid],
+                f"serves generation {p.generation}, not {exc.generation}"
+                + (f": {p.error}" if p.error else " (did not switch in time)"),
+                "reload_incomplete",
+            )
+            for p in exc.lagging
+        ]
+        raise Refused(504, detail) from exc
+    return describe_models(service)
+
+
+def describe_models(service: Service) -> list[dict[str, object]]:
+    """The champions served here (``ModelSet.describe``), each with what every live process
+    of the service serves of it (pid, generation, version). Refuses (503) without models."""
+    processes = service.models.processes()
+    out = service.ready_models().describe()
+    for item in out:
+        item["processes"] = [
+            {"pid": p.pid, "generation": p.generation, "version": p.versions.get(str(item["task"]))}
+            for p in processes
+        ]
+    return out
 
 
 def append_events(service: Service, principal: Principal, events: list[EventIn]) -> AppendOut:
@@ -212,11 +276,12 @@ def score_given(
     as_of: pd.Timestamp | None,
 ) -> ScoreOut:
     """Score customers given with their events inline (checked: 422/403) and others by id
-    (403/404 as in ``Service.score_jobs``), at ``as_of`` (default now)."""
+    (403/404 as in ``Service.score_jobs``), at ``as_of`` (default now); the instances at the
+    key's rooftops only."""
     frames = []
     by_id = [c.customer_id for c in customers if c.events is None]
     if by_id:
-        access = principal.check_customers(service.store.customer_rooftops(by_id), by_id)
+        access = _access(principal, service.store.customer_rooftops(by_id), by_id)
         refused = _refusal(access)
         if refused is not None:
             raise refused
@@ -234,8 +299,10 @@ def score_given(
             frames.append(typed)
     events = pd.concat(frames, ignore_index=True)
     scored = score_events(models, task, events, as_of or pd.Timestamp.now(tz="UTC"))
+    scored = _at_rooftops(scored, principal.rooftops)
     ids = [c.customer_id for c in customers]
-    return _score_out(scored, _instance_scores(service, models, scored), ids)
+    instances = _instance_scores(service, models, scored)
+    return _score_out(scored, instances, ids, models.generation)
 
 
 def call_list(
@@ -289,21 +356,67 @@ def call_list(
     )
 
 
-def journey_page(service: Service, principal: Principal, rooftop_id: str | None = None) -> str:
-    """The journey map (HTML) of the key's rooftops, or of one, from the event store, with
-    the champions' friction hotspots (``<models_dir>/hotspots.parquet``) when exported.
-    Refuses another rooftop (403) and rooftops with no events (404)."""
+@dataclass(frozen=True)
+class JourneyScope:
+    """One journey page: a dealer group's rooftops, and the version of what it shows (the
+    group's stored event count, which only grows, since the store only appends; and the
+    hotspots file's size and time, or None)."""
+
+    dealer_group_id: str
+    rooftops: tuple[str, ...]
+    version: tuple[int, tuple[int, int] | None]
+
+
+def journey_scope(
+    service: Service, principal: Principal, rooftop_id: str | None = None
+) -> JourneyScope:
+    """The journey page the key asks for: its rooftops, or one of them, at the store's
+    current version. Refuses another rooftop (403)."""
     if rooftop_id is not None:
         _deny(lambda: principal.check_rooftops([rooftop_id]), ["query", "rooftop_id"])
-    rooftops = sorted(principal.rooftops if rooftop_id is None else {rooftop_id})
-    events = service.store.events_since(principal.dealer_group_id, EARLIEST, rooftops)
+    rooftops = tuple(sorted(principal.rooftops if rooftop_id is None else {rooftop_id}))
+    path = service.settings.models_dir / "hotspots.parquet"
+    try:
+        stat = path.stat()
+        hotspots: tuple[int, int] | None = (stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        hotspots = None
+    count = service.store.count(principal.dealer_group_id)
+    return JourneyScope(principal.dealer_group_id, rooftops, (count, hotspots))
+
+
+def cached_journey_page(service: Service, scope: JourneyScope) -> bytes | None:
+    """The page of ``scope`` if it was built at its version (and is still cached), else None."""
+    return service.pages.get((scope.dealer_group_id, scope.rooftops), scope.version)
+
+
+def journey_page(service: Service, scope: JourneyScope) -> bytes:
+    """The journey map (HTML, UTF-8) of the scope's rooftops from the event store, with the
+    champions' friction hotspots (``<models_dir>/hotspots.parquet``) when exported; built once
+    per version and then served from the cache. Refuses rooftops with no events (404)."""
+    cached = cached_journey_page(service, scope)
+    if cached is not None:
+        return cached
+    # Read after the version was taken: the page shows at least what its version says.
+    started = time.perf_counter()
+    rooftops = list(scope.rooftops)
+    events = service.store.events_since(scope.dealer_group_id, EARLIEST, rooftops)
     if events.empty:
         raise Refused(404, [problem(["query", "rooftop_id"], "no events stored")])
     path = service.settings.models_dir / "hotspots.parquet"
     hotspots = pd.read_parquet(path) if path.exists() else None
     if hotspots is not None:
         hotspots = hotspots[hotspots["rooftop_id"].isin(rooftops)]
-    return build_report(events, hotspots=hotspots)
+    page = build_report(events, hotspots=hotspots).encode()
+    log.info(
+        "built the journey page of %d rooftop(s) of %s from %d events in %.1f s",
+        len(rooftops),
+        scope.dealer_group_id,
+        len(events),
+        time.perf_counter() - started,
+    )
+    service.pages.put((scope.dealer_group_id, scope.rooftops), scope.version, page)
+    return page
 
 
 def deliveries(
@@ -313,43 +426,70 @@ def deliveries(
     limit: int = 100,
     after_id: int = 0,
 ) -> list[Delivery]:
-    """The key's dealer group's CRM deliveries (parked ones show their last error), by id
-    after ``after_id``."""
-    return service.outbox.deliveries(principal.dealer_group_id, status, limit, after_id)
+    """The key's CRM deliveries (parked ones show their last error), by id after
+    ``after_id``: its dealer group's, or for a key of some rooftops, those rooftops' only."""
+    return service.outbox.deliveries(
+        principal.dealer_group_id, status, limit, after_id, _outbox_rooftops(principal)
+    )
 
 
 def requeue(service: Service, principal: Principal) -> int:
-    """Send the key's dealer group's parked deliveries again; how many were queued."""
-    count = service.outbox.requeue(principal.dealer_group_id)
+    """Send the key's parked deliveries again (its group's, or its rooftops'); how many were
+    queued."""
+    count = service.outbox.requeue(principal.dealer_group_id, rooftops=_outbox_rooftops(principal))
     service.deliverer.wake()
     return count
 
 
-def push_scores(service: Service, principal: Principal, out: ScoreOut) -> int:
-    """Queue each scored customer's update for the CRM; the outbox skips unchanged ones.
-    Returns how many were queued."""
-    updates = [
-        (principal.dealer_group_id, c.customer_id, out.task, _crm_update(out, c))
-        for c in out.customers
-    ]
+def push_scores(service: Service, principal: Principal, out: ScoreOut) -> dict[str, int]:
+    """Queue each scored customer's update for the CRM, one per rooftop of its instances, and
+    one with no instances for each of the key's rooftops where the CRM still shows some that
+    have closed. The outbox skips unchanged updates and drops stale ones (scored by older
+    models than an update already queued or sent for the customer and task). Returns how many
+    were ``queued`` and how many were ``stale``."""
+    group = principal.dealer_group_id
+    ids = [c.customer_id for c in out.customers]
+    shown = service.outbox.open_rooftops(group, out.task, ids, principal.rooftops)
+    updates = []
+    for customer in out.customers:
+        per_rooftop: dict[str, list[InstanceScore]] = {
+            r: [] for r in shown.get(customer.customer_id, ())
+        }
+        for instance in customer.instances:
+            per_rooftop.setdefault(instance.rooftop_id, []).append(instance)
+        updates += [
+            CrmUpdate(
+                dealer_group_id=group,
+                customer_id=customer.customer_id,
+                task=out.task,
+                payload=_crm_update(out, instances),
+                rooftop_id=rooftop,
+                generation=out.model_generation,
+            )
+            for rooftop, instances in sorted(per_rooftop.items())
+        ]
     results = service.outbox.enqueue_many(updates)
     service.deliverer.wake()
-    return sum(r.created for r in results)
+    return {"queued": sum(r.created for r in results), "stale": sum(r.stale for r in results)}
 
 
 def push_task(service: Service, task: Task, now: pd.Timestamp) -> dict[str, int]:
     """Batch write-back (``cjm push``): score every dealer group's open instances and queue
-    the changed ones for its CRM. Returns instances scored and updates queued."""
+    the changed ones for its CRM. Returns instances ``scored``, updates ``queued`` and
+    ``stale`` ones dropped (older models than an update already queued)."""
     models = service.ready_models()
-    scored_total = queued = 0
+    counts = {"scored": 0, "queued": 0, "stale": 0}
     for tenant in service.tenants.tenants:
         principal = Principal(tenant=tenant, key_id="batch", rooftops=frozenset(tenant.rooftops))
         scored = queue(models, service.store, principal, task, now, limit=10**9)
         instances = _instance_scores(service, models, scored)
-        out = _score_out(scored, instances, scored.columns["customer_id"].tolist())
-        queued += push_scores(service, principal, out)
-        scored_total += len(scored)
-    return {"scored": scored_total, "queued": queued}
+        customers = scored.columns["customer_id"].tolist()
+        out = _score_out(scored, instances, customers, models.generation)
+        pushed = push_scores(service, principal, out)
+        counts["scored"] += len(scored)
+        counts["queued"] += pushed["queued"]
+        counts["stale"] += pushed["stale"]
+    return counts
 
 
 # ------------------------------------------------------------------------------ checks
@@ -376,9 +516,20 @@ def _checked_events(
     return frame, typed
 
 
+def _access(
+    principal: Principal, holdings: Iterable[tuple[str, str, str]], customer_ids: Iterable[str]
+) -> CustomerAccess:
+    """``Principal.check_customers`` over the key's own dealer group's holdings only: a
+    customer only another group holds is unknown to the key, like one held nowhere (the same
+    404), so no key can tell which ids other groups hold."""
+    own = [h for h in holdings if h[1] == principal.dealer_group_id]
+    return principal.check_customers(own, customer_ids)
+
+
 def _refusal(access: CustomerAccess) -> Refused | None:
-    """403 when the key may not read some customers asked for by id (another group's or
-    rooftop's), else 404 when some were never seen; None when all may be scored."""
+    """403 when the key may not read some customers asked for by id (its group's, at none of
+    its rooftops), else 404 when some have no events in its group (``_access``); None when all
+    may be scored."""
     if access.forbidden:
         return Refused(
             403,
@@ -402,11 +553,12 @@ _SHOWN = ("customer_id", "instance_id", "rooftop_id", "anchor_ts", "scheduled_ts
 def _instance_scores(
     service: Service, models: ModelSet, scored: Scored
 ) -> dict[str, list[InstanceScore]]:
-    """Each customer's scored instances with their explanations (one explanation pass)."""
+    """Each customer's scored instances with their explanations (one explanation pass per
+    dealer group in the batch)."""
     per_customer: dict[str, list[InstanceScore]] = {}
     if not len(scored):
         return per_customer
-    explanations = service.explainer(models, scored.task).explain_each(scored.columns)
+    explanations = _explanations(service, models, scored)
     columns = scored.columns
     values = {name: columns[name].tolist() for name in _SHOWN if name in columns}
     for i, why in enumerate(explanations):
@@ -415,20 +567,68 @@ def _instance_scores(
     return per_customer
 
 
+def _explanations(service: Service, models: ModelSet, scored: Scored) -> list[InstanceExplanation]:
+    """Each scored instance's explanation, in row order, each by its dealer group's explainer
+    (the sentences quote the group's own norms)."""
+    groups = np.array([str(g) for g in scored.columns["dealer_group_id"].tolist()], dtype=object)
+    unique = list(dict.fromkeys(groups.tolist()))
+    if len(unique) == 1:
+        return service.explainer(models, scored.task, unique[0]).explain_each(scored.columns)
+    out: list[InstanceExplanation | None] = [None] * len(groups)
+    for group in unique:
+        at = np.flatnonzero(groups == group)
+        part = {name: _take(col, at) for name, col in scored.columns.items()}
+        explainer = service.explainer(models, scored.task, group)
+        for i, why in zip(at.tolist(), explainer.explain_each(part), strict=True):
+            out[i] = why
+    return [why for why in out if why is not None]
+
+
+def _take(column: Any, at: np.ndarray) -> Any:
+    """The values of a column (numpy or pandas array, or list) at positions ``at``."""
+    return column[at] if hasattr(column, "dtype") else np.asarray(column, dtype=object)[at]
+
+
 def _score_out(
-    scored: Scored, instances: dict[str, list[InstanceScore]], customers: Iterable[str]
+    scored: Scored,
+    instances: dict[str, list[InstanceScore]],
+    customers: Iterable[str],
+    generation: int = 0,
+    rooftops: frozenset[str] | None = None,
 ) -> ScoreOut:
-    """The response for these customers (each once, in order; none open: an empty list)."""
+    """The response for these customers (each once, in order; none open: an empty list),
+    scored by models of ``generation``; with ``rooftops``, their instances there only."""
     return ScoreOut(
         task=scored.task,
         model_name=scored.model_name,
         model_version=scored.model_version,
         cutoff=scored.cutoff.to_pydatetime(),
         customers=[
-            CustomerScore(customer_id=c, instances=instances.get(c, []))
+            CustomerScore(
+                customer_id=c,
+                instances=[
+                    i for i in instances.get(c, []) if rooftops is None or i.rooftop_id in rooftops
+                ],
+            )
             for c in dict.fromkeys(customers)
         ],
+        model_generation=generation,
     )
+
+
+def _at_rooftops(scored: Scored, rooftops: frozenset[str]) -> Scored:
+    """The scored instances at these rooftops only (``scored`` itself when all are)."""
+    keep = np.array([str(r) in rooftops for r in scored.columns["rooftop_id"]], dtype=bool)
+    if keep.all():
+        return scored
+    at = np.flatnonzero(keep)
+    return replace(scored, columns={name: _take(c, at) for name, c in scored.columns.items()})
+
+
+def _outbox_rooftops(principal: Principal) -> frozenset[str] | None:
+    """The rooftops whose CRM deliveries a key sees: None (all, whole-group updates too) for
+    a key of its whole dealer group."""
+    return None if principal.rooftops >= set(principal.tenant.rooftops) else principal.rooftops
 
 
 def _instance_score(row: dict[str, Any], why: InstanceExplanation) -> InstanceScore:
@@ -478,9 +678,9 @@ def _driver(d: Driver) -> DriverOut:
     )
 
 
-def _crm_update(out: ScoreOut, customer: CustomerScore) -> dict[str, Any]:
-    """What the CRM gets for one customer: the model, when, and each instance's risk, band,
-    driver sentences and action."""
+def _crm_update(out: ScoreOut, instances: Iterable[InstanceScore]) -> dict[str, Any]:
+    """What the CRM gets for one customer at one rooftop (the outbox adds whose, and the
+    rooftop): the model, when, and each instance's risk, band, driver sentences and action."""
     return {
         "model_name": out.model_name,
         "model_version": out.model_version,
@@ -494,6 +694,6 @@ def _crm_update(out: ScoreOut, customer: CustomerScore) -> dict[str, Any]:
                 "drivers": [d.sentence for d in i.drivers_up],
                 "action": None if i.action is None else i.action.action,
             }
-            for i in customer.instances
+            for i in instances
         ],
     }

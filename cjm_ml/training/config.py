@@ -1,4 +1,5 @@
-"""The training parameters file: split shares, LightGBM hyperparameters per task, the search.
+"""The training parameters file: split shares, LightGBM hyperparameters per task, the search,
+and the minimum data a dealer group needs for norms of its own.
 
 The embedded default is ``cjm_ml/data/training.toml``; analysts pass their own file of the same
 shape. Unknown keys are refused by name, so a typo never silently trains with a default.
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cjm_ml.params import TASKS, Task
 from cjm_ml.training.model import TrainingParams
+from cjm_ml.training.norms import MIN_GROUP_INSTANCES
 
 
 class SplitParams(BaseModel):
@@ -26,11 +28,21 @@ class SplitParams(BaseModel):
     test_share: float = Field(0.15, gt=0, lt=0.5)
 
 
+class NormsParams(BaseModel):
+    """The norms the sentences quote: a dealer group with fewer labelled instances than
+    ``min_group_instances`` is compared with the figures across groups ("across groups"),
+    not its own (a model trained on one group always quotes that group's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min_group_instances: int = Field(MIN_GROUP_INSTANCES, ge=1)
+
+
 class TrainingConfig(BaseModel):
     """Everything ``cjm train`` reads from the parameters file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     split: SplitParams = SplitParams()
+    norms: NormsParams = NormsParams()
     lightgbm: dict[Task, TrainingParams]
     search: dict[str, list[Any]] = Field(default_factory=dict)
 
@@ -71,6 +83,7 @@ def load_training_config(path: Path | None = None) -> TrainingConfig:
             raise ValueError(f"[search] has unknown hyperparameters: {', '.join(sorted(unknown))}")
         return TrainingConfig(
             split=SplitParams(**raw.get("split", {})),
+            norms=NormsParams(**raw.get("norms", {})),
             lightgbm={t: TrainingParams(**v) for t, v in per_task.items()},
             search={k: list(v) for k, v in search.items()},
         )

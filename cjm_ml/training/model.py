@@ -21,7 +21,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from cjm_ml.artifact import ModelArtifact
 from cjm_ml.params import Task, TaskParams
 from cjm_ml.registry import features_for
-from cjm_ml.training.norms import group_norms
+from cjm_ml.training.norms import norms_by_group
 
 
 class TrainingParams(BaseModel):
@@ -63,9 +63,9 @@ class RiskModel(ModelArtifact):
         return TrainingParams(**self.hyperparameters)
 
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> RiskModel:
-        """Fit on ``train``, stop early and calibrate on ``valid`` (both labelled). The group
-        norms default to those of ``train`` and ``valid`` together (``train_task`` sets them
-        from every labelled instance)."""
+        """Fit on ``train``, stop early and calibrate on ``valid`` (both labelled). The norms
+        default to those of ``train`` and ``valid`` together, per dealer group and pooled
+        (``norms_by_group``; ``train_task`` sets them from every labelled instance)."""
         categorical = [f.name for f in features_for(self.task) if f.unit == "category"]
         self.categories_ = {
             c: sorted(train[c].astype("string").dropna().unique().tolist()) for c in categorical
@@ -81,7 +81,7 @@ class RiskModel(ModelArtifact):
         # Risk bands: the riskiest 20% of the validation period is "high", the next 30% "medium".
         medium, high = np.quantile(self.predict_risk(valid), [0.5, 0.8])
         self.bands_ = {"medium": float(medium), "high": float(high)}
-        self.norms_ = group_norms(pd.concat([train, valid]), self.task, self.task_params)
+        self.norms_ = norms_by_group(pd.concat([train, valid]), self.task, self.task_params)
         return self
 
     def _fit_booster(

@@ -25,7 +25,7 @@ from cjm_ml.training.evaluate import (
     slice_metrics,
 )
 from cjm_ml.training.model import RiskModel, TrainingParams, baseline_matrix, logistic_baseline
-from cjm_ml.training.norms import group_norms
+from cjm_ml.training.norms import norms_by_group
 from cjm_ml.training.split import TimeSplit, time_split
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ def train_task(
     baseline on the same training rows, and measures both on the test period: metrics,
     calibration deciles, slices, importance. ``task_params``: the windows and standards the
     table was built with (default: the embedded ones); they travel in the model artifact, and
-    the group norms its sentences quote come from every labelled instance. ``truth``
+    the norms its sentences quote come from every labelled instance, per dealer group (a group
+    under ``config.norms.min_group_instances`` quotes the pooled ones). ``truth``
     (``instance_id``, ``true_prob``) adds the simulator's ceiling and each model's capture of it.
     """
     config = config or load_training_config()
@@ -166,7 +167,9 @@ def train_task(
     model, searched = _fit_best(task, split, config.candidates(task, search), task_params, progress)
     seconds["lightgbm"] = time.perf_counter() - started
     labelled = pd.concat([split.train, split.valid, split.test])
-    model.norms_ = group_norms(labelled, task, task_params)
+    model.norms_ = norms_by_group(
+        labelled, task, task_params, min_instances=config.norms.min_group_instances
+    )
     started = time.perf_counter()
     baseline = logistic_baseline(task).fit(baseline_matrix(split.train, task), _labels(split.train))
     seconds["logistic"] = time.perf_counter() - started

@@ -19,8 +19,10 @@ def _fmt(name: str, values: list[object]) -> list[str]:
     return list(format_values(feature_spec(name), np.array(values, dtype=object)))
 
 
-def _phrases(task: Task, feature: str, rows: list[dict[str, object]], **norms: float) -> list[str]:
-    return feature_phrases(pd.DataFrame(rows), task, feature, norms).tolist()
+def _phrases(
+    task: Task, feature: str, rows: list[dict[str, object]], pooled: bool = False, **norms: float
+) -> list[str]:
+    return feature_phrases(pd.DataFrame(rows), task, feature, norms, pooled=pooled).tolist()
 
 
 _FEATURE_NAME = re.compile("|".join(f.name for f in FEATURES if "_" in f.name))
@@ -84,16 +86,17 @@ def test_sentences_compare_with_the_group_standard() -> None:
     ]
     assert _phrases("no_show", "confirmation_sent", rows, confirmation_sent=0.6) == [
         "No confirmation sent for an appointment booked 9 days ahead; "
-        "the group confirms 60% of appointments",
+        "60% of appointments in the group are confirmed",
         "Confirmation sent by text for an appointment booked 12 h ahead; "
-        "the group confirms 60% of appointments",
+        "60% of appointments in the group are confirmed",
     ]
     rows = [{"first_service_booked_at_delivery": 0.0}, {"first_service_booked_at_delivery": None}]
     assert _phrases(
         "service_defection", "first_service_booked_at_delivery", rows,
         first_service_booked_at_delivery=0.7,
     ) == [
-        "First service not booked at delivery; the group books 70% at delivery",
+        "First service not booked at delivery; 70% of first services in the group are booked "
+        "at delivery",
         "First service booking unknown",
     ]  # fmt: skip
     rows = [{"vehicle_on_hold": 0.0, "specific_vehicle": 0.0}]
@@ -123,6 +126,44 @@ def test_every_registered_feature_reads_cleanly(
             assert not re.search(r"\b(nan|none|inf)\b", text, re.IGNORECASE), (f.name, text)
             for bad in ("{", "}", "_", "<NA>"):
                 assert bad not in text, (f.name, text)
+
+
+def test_a_group_quoting_the_pooled_norms_says_across_groups() -> None:
+    """Every comparison with figures from the data says whose they are: "in the group" for the
+    group's own, "across groups" for the pooled ones; the response standard is a standard,
+    the same either way."""
+    rows = [
+        {"confirmation_sent": 0.0, "confirmation_channel": "none", "appointment_lead_days": 9.0}
+    ]
+    assert _phrases("no_show", "confirmation_sent", rows, True, confirmation_sent=0.55) == [
+        "No confirmation sent for an appointment booked 9 days ahead; "
+        "55% of appointments across groups are confirmed"
+    ]
+    rows = [{"appointment_lead_days": 9.0}]
+    assert [
+        _phrases("no_show", "appointment_lead_days", rows, pooled, appointment_lead_days=4.0)[0]
+        for pooled in (False, True)
+    ] == [
+        "Booked 9 days ahead; the median in the group is 4 days",
+        "Booked 9 days ahead; the median across groups is 4 days",
+    ]
+    rows = [{"delivery_education_done": 0.0, "reminder_channel_matches_preference": 0.0,
+             "preferred_channel": "sms"}]  # fmt: skip
+    norms = {"delivery_education_done": 0.8, "reminder_channel_matches_preference": 0.75}
+    assert _phrases("service_defection", "delivery_education_done", rows, True, **norms) == [
+        "Nobody walked the owner through the vehicle's features at delivery; "
+        "80% of deliveries across groups include the walkthrough"
+    ]
+    assert _phrases(
+        "service_defection", "reminder_channel_matches_preference", rows, False, **norms
+    ) == [
+        "The last service reminder did not go out by text, the customer's preferred channel; "
+        "75% of reminders in the group go out on the preferred channel"
+    ]
+    rows = [{"first_response_minutes": 190.0, "responded_before_cutoff": 1.0}]
+    assert _phrases("lead_leakage", "first_response_minutes", rows, True) == [
+        "First reply took 3 h 10 min; the group standard is 15 min"
+    ]
 
 
 def test_feature_phrases_refuses_unknown_feature_and_missing_column() -> None:

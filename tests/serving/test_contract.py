@@ -114,4 +114,4 @@ def test_the_bundle_says_which_parameters_it_serves_with(served: Served, tmp_pat
     folder = served.model.save(tmp_path / "lead_leakage")
     spec = json.loads((folder / "bundle.json").read_text())
     assert TaskParams.model_validate(spec["task_params"]) == HOUR_STANDARD
-    assert spec["norms"]["first_response_minutes"] == 60.0
+    assert spec["norms"]["*"]["first_response_minutes"] == 60.0  # "*": the pooled norms

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import random
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,15 +18,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cjm_ml.serving import service as use
 from cjm_ml.serving.outbox import (
     Deliverer,
+    Delivery,
     DeliveryStatus,
     Outbox,
     RetryPolicy,
     WebhookTarget,
+    canonical_json,
     sign,
     verify_signature,
 )
+from cjm_ml.serving.schemas import CustomerIn, CustomerScore
+from tests.serving.conftest import Api, open_customer
 from tests.serving.receiver import Receiver
 
 SECRET = "dg01-webhook-secret-abcdefghij"
@@ -429,3 +437,242 @@ def test_prune_keeps_the_latest_update_per_customer_and_task(outbox: Outbox, crm
     # the kept latest still stops an unchanged update, and a change continues the sequence
     assert not outbox.enqueue("dg-01", "c-1", "no_show", update(0.3)).created
     assert outbox.enqueue("dg-01", "c-1", "no_show", update(0.4)).sequence == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Per rooftop, and never an older model's score after a newer one's
+
+
+def crm_update(version: str, *rooftops: str) -> dict[str, Any]:
+    """An update as ``push_scores`` builds it: one instance per rooftop named."""
+    instances = [{"instance_id": f"i-{r}", "rooftop_id": r, "risk": 0.5} for r in rooftops]
+    return {"model_version": version, "instances": instances}
+
+
+def test_updates_are_per_rooftop_listed_and_requeued_per_rooftop(outbox: Outbox) -> None:
+    a = outbox.enqueue("dg-01", "c-1", "no_show", crm_update("7", "rt-01"), rooftop_id="rt-01")
+    b = outbox.enqueue("dg-01", "c-1", "no_show", crm_update("7", "rt-04"), rooftop_id="rt-04")
+    again = outbox.enqueue("dg-01", "c-1", "no_show", crm_update("7", "rt-01"), rooftop_id="rt-01")
+    whole = outbox.enqueue("dg-01", "c-2", "no_show", crm_update("7", "rt-01", "rt-04"))
+    # one sequence per customer and task across rooftops; unchanged is per rooftop
+    assert [(r.sequence, r.created) for r in (a, b, again, whole)] == [
+        (1, True), (2, True), (1, False), (1, True),
+    ]  # fmt: skip
+    [delivery] = outbox.deliveries("dg-01", rooftops={"rt-04"})
+    assert (delivery.idempotency_key, delivery.rooftop_id) == (b.idempotency_key, "rt-04")
+    assert delivery.payload["rooftop_id"] == "rt-04"  # the CRM is told the rooftop too
+    assert [d.rooftop_id for d in outbox.deliveries("dg-01")] == ["rt-01", "rt-04", None]
+    assert "rooftop_id" not in outbox.deliveries("dg-01")[2].payload
+    with pytest.raises(ValueError, match="payload sets rooftop_id"):
+        outbox.enqueue("dg-01", "c-3", "no_show", {"rooftop_id": "rt-02"}, rooftop_id="rt-01")
+    with outbox._connections.get() as conn:  # park everything
+        conn.execute("UPDATE outbox SET status = 'parked'")
+    assert outbox.requeue("dg-01", rooftops={"rt-02"}) == 0
+    assert outbox.requeue("dg-01", rooftops={"rt-04", "rt-02"}) == 1
+    assert [d.rooftop_id for d in outbox.deliveries("dg-01", status="parked")] == ["rt-01", None]
+    assert outbox.requeue("dg-01") == 2
+
+
+def test_an_older_models_update_is_dropped_once_a_newer_one_is_queued(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cjm_ml.serving.outbox")
+
+    def push(version: str, generation: int, rooftop: str = "rt-01") -> Any:
+        update = crm_update(version, rooftop)
+        return outbox.enqueue(
+            "dg-01", "c-1", "no_show", update, rooftop_id=rooftop, generation=generation
+        )
+
+    # two processes, one still on generation 2 (version "2"), score the same customer in turn
+    v2 = push("2", 2)
+    v3 = push("3", 3)
+    late_v2 = push("2", 2)
+    late_v2_elsewhere = push("2", 2, rooftop="rt-04")  # the customer and task, any rooftop
+    assert (v2.created, v3.created) == (True, True)
+    for late in (late_v2, late_v2_elsewhere):
+        assert (late.created, late.stale) == (False, True)
+        assert (late.idempotency_key, late.sequence) == (v3.idempotency_key, 2)
+    assert "scored by model generation 2" in caplog.text and "generation 3" in caplog.text
+    assert [d.payload["model_version"] for d in outbox.deliveries("dg-01")] == ["2", "3"]
+    # another task or customer is not held back; the same generation goes on as before
+    assert outbox.enqueue("dg-01", "c-1", "lead_leakage", crm_update("2"), generation=2).created
+    assert push("3b", 3).created
+    # a discarded update was never sent: it does not hold older ones back
+    outbox.enqueue("dg-01", "c-9", "no_show", crm_update("5"), generation=5)
+    with outbox._connections.get() as conn:
+        conn.execute("UPDATE outbox SET status = 'discarded' WHERE customer_id = 'c-9'")
+    assert outbox.enqueue("dg-01", "c-9", "no_show", crm_update("4"), generation=4).created
+
+
+def test_an_unchanged_update_of_newer_models_still_raises_the_bar(outbox: Outbox) -> None:
+    first = outbox.enqueue("dg-01", "c-1", "no_show", crm_update("7"), generation=1)
+    same = outbox.enqueue("dg-01", "c-1", "no_show", crm_update("7"), generation=3)
+    assert first.created and not same.created and not same.stale
+    # generation 2 would now overwrite what generation 3 confirmed: dropped
+    assert outbox.enqueue("dg-01", "c-1", "no_show", crm_update("7b"), generation=2).stale
+
+
+def test_prune_keeps_each_rooftops_latest_and_the_newest_generation(
+    outbox: Outbox, crm: Receiver
+) -> None:
+    for version in ("1", "2"):
+        for rooftop in ("rt-01", "rt-04"):
+            outbox.enqueue("dg-01", "c-1", "no_show", crm_update(version, rooftop), now=T0,
+                           rooftop_id=rooftop, generation=int(version))  # fmt: skip
+    sender = deliverer(outbox, crm)
+    sender.run_once(now=T0 + 1)
+    sender.close()
+    assert outbox.prune(delivered_before=T0 + 2) == 2
+    assert [(d.rooftop_id, d.sequence) for d in outbox.deliveries("dg-01")] == [
+        ("rt-01", 3), ("rt-04", 4),
+    ]  # fmt: skip
+    again = outbox.enqueue("dg-01", "c-1", "no_show", crm_update("2", "rt-04"),
+                           rooftop_id="rt-04", generation=2)  # fmt: skip
+    assert not again.created and not again.stale
+    assert outbox.enqueue("dg-01", "c-1", "no_show", crm_update("1", "rt-04"),
+                          rooftop_id="rt-04", generation=1).stale  # fmt: skip
+
+
+def test_open_rooftops_are_where_the_crm_still_shows_instances(outbox: Outbox) -> None:
+    def put(customer: str, rooftop: str | None, *at: str) -> None:
+        outbox.enqueue("dg-01", customer, "no_show", crm_update("7", *at), rooftop_id=rooftop)
+
+    put("c-1", "rt-01", "rt-01")
+    put("c-1", "rt-04", "rt-04")
+    put("c-1", "rt-04")  # rt-04's instance closed and the CRM was told
+    put("c-2", None, "rt-01", "rt-02")  # a whole-customer update, as schema 1 stored them
+    put("c-3", "rt-01")
+    asked = ["c-1", "c-2", "c-3", "c-4"]
+    assert outbox.open_rooftops("dg-01", "no_show", asked, {"rt-01", "rt-02", "rt-04"}) == {
+        "c-1": {"rt-01"},
+        "c-2": {"rt-01", "rt-02"},
+    }
+    assert outbox.open_rooftops("dg-01", "no_show", asked, {"rt-02"}) == {"c-2": {"rt-02"}}
+    assert outbox.open_rooftops("dg-01", "lead_leakage", asked, {"rt-01"}) == {}
+    put("c-2", "rt-02")  # a per-rooftop update after the whole-customer one
+    assert outbox.open_rooftops("dg-01", "no_show", ["c-2"], {"rt-01", "rt-02"}) == {
+        "c-2": {"rt-01"}
+    }
+
+
+#: The outbox table as schema 1 (cjm-ml before rooftops and generations) created it.
+SCHEMA_1 = """
+CREATE TABLE cjm_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+INSERT INTO cjm_schema VALUES ('outbox', 1);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    dealer_group_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    body BLOB NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('pending', 'in_flight', 'delivered', 'parked', 'discarded')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL,
+    lease_until REAL,
+    last_attempt_at REAL,
+    delivered_at REAL,
+    last_status_code INTEGER,
+    last_error TEXT,
+    UNIQUE (dealer_group_id, customer_id, task, sequence)
+);
+CREATE INDEX outbox_open ON outbox (dealer_group_id, customer_id, id)
+    WHERE status IN ('pending', 'in_flight', 'parked');
+CREATE INDEX outbox_by_group ON outbox (dealer_group_id, status, id);
+"""
+
+
+def test_a_schema_1_outbox_is_upgraded_in_place_keeping_keys_and_bodies(
+    tmp_path: Path, crm: Receiver
+) -> None:
+    path = tmp_path / "outbox.db"
+    legacy = [  # customer, status, the rooftops of its instances
+        ("c-1", "pending", ("rt-01",)),
+        ("c-2", "parked", ("rt-01", "rt-02")),
+        ("c-3", "delivered", ()),
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_1)
+        for i, (customer, status, rooftops) in enumerate(legacy, start=1):
+            body = {**crm_update("7", *rooftops), "dealer_group_id": "dg-01",
+                    "customer_id": customer, "task": "no_show", "sequence": 1,
+                    "idempotency_key": f"cjm-legacy-{i}"}  # fmt: skip
+            conn.execute(
+                "INSERT INTO outbox (idempotency_key, dealer_group_id, customer_id, task, "
+                "sequence, content_hash, body, status, created_at, next_attempt_at) "
+                "VALUES (?, 'dg-01', ?, 'no_show', 1, ?, ?, ?, ?, ?)",
+                (f"cjm-legacy-{i}", customer, f"hash-{i}", canonical_json(body), status, T0, T0),
+            )
+    with sqlite3.connect(path) as conn:
+        before = conn.execute("SELECT id, idempotency_key, body FROM outbox").fetchall()
+    with Outbox(path) as box:
+        listed = box.deliveries("dg-01")
+        assert [(d.customer_id, d.rooftop_id) for d in listed] == [
+            ("c-1", "rt-01"), ("c-2", None), ("c-3", None),
+        ]  # fmt: skip
+        assert [d.idempotency_key for d in box.deliveries("dg-01", rooftops={"rt-01"})] == [
+            "cjm-legacy-1"
+        ]
+        # it goes on from there: sequences continue, generations start above the legacy 0
+        nxt = box.enqueue("dg-01", "c-1", "no_show", crm_update("8", "rt-01"), now=T0,
+                          rooftop_id="rt-01", generation=1)  # fmt: skip
+        assert (nxt.created, nxt.sequence) == (True, 2)
+        assert box.open_rooftops("dg-01", "no_show", ["c-2", "c-3"], {"rt-01", "rt-02"}) == {
+            "c-2": {"rt-01", "rt-02"}
+        }
+        sender = deliverer(box, crm)
+        sender.run_once(now=T0 + 1)
+        sender.close()
+    with Outbox(path) as box:  # opening it again changes nothing
+        assert [d.rooftop_id for d in box.deliveries("dg-01")] == ["rt-01", None, None, "rt-01"]
+    with sqlite3.connect(path) as conn:
+        assert (
+            conn.execute("SELECT id, idempotency_key, body FROM outbox WHERE id <= 3").fetchall()
+            == before
+        )
+        assert conn.execute(
+            "SELECT version FROM cjm_schema WHERE component = 'outbox'"
+        ).fetchone() == (2,)
+    # the legacy pending update went out with its stored key and bytes, then the new one
+    assert crm.applied_keys() == ["cjm-legacy-1", nxt.idempotency_key]
+    assert crm.requests[0].body == json.loads(before[0][2])
+
+
+def test_push_never_queues_an_older_models_score_after_a_newer_ones(api: Api) -> None:
+    service = api.client.app.state.service
+    manager = service.tenants.authenticate(api.keys["manager"])
+    customer = open_customer(api, "no_show")
+    asked = [CustomerIn(customer_id=customer)]
+    out = use.score_given(service, service.ready_models(), manager, "no_show", asked, api.now)
+    [rooftop] = {i.rooftop_id for i in out.customers[0].instances}
+    newer = out.model_copy(
+        update={"model_version": "8", "model_generation": out.model_generation + 1}
+    )
+    assert use.push_scores(service, manager, out) == {"queued": 1, "stale": 0}
+    assert use.push_scores(service, manager, newer) == {"queued": 1, "stale": 0}
+    # a process still on the older models pushes its score of the customer after the reload
+    assert use.push_scores(service, manager, out) == {"queued": 0, "stale": 1}
+
+    def sent() -> list[Delivery]:
+        return [d for d in service.outbox.deliveries("dg-01") if d.customer_id == customer]
+
+    assert [(d.payload["model_version"], d.rooftop_id) for d in sent()] == [
+        ("7", rooftop), ("8", rooftop),
+    ]  # fmt: skip
+    # the instance closes: the CRM is told, once, that nothing is open there any more
+    closed = newer.model_copy(
+        update={"customers": [CustomerScore(customer_id=customer, instances=[])]}
+    )
+    assert use.push_scores(service, manager, closed) == {"queued": 1, "stale": 0}
+    assert use.push_scores(service, manager, closed) == {"queued": 0, "stale": 0}
+    assert (sent()[-1].rooftop_id, sent()[-1].payload["instances"]) == (rooftop, [])
+    # through the API: a customer with nothing open and nothing shown sends nothing
+    quiet = {"customers": [{"customer_id": customer}], "as_of": api.now.isoformat(), "push": True}
+    before = len(service.outbox.deliveries("dg-01", limit=1000))
+    assert api.post("/v1/score/lead_leakage", quiet).status_code == 200
+    assert len(service.outbox.deliveries("dg-01", limit=1000)) == before

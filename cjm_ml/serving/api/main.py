@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from cjm_ml.config import Settings
@@ -59,6 +60,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_exception_handler(Refused, _refused)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(EventValidationError, _invalid_events)
     app.add_middleware(LimitsAndAccessLog)
     for area in (operations, models, events, scoring, queues, journey, outbox):
@@ -70,6 +72,15 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
     """A service refusal as the API answers it: its status and ``{"detail": ...}``."""
     assert isinstance(exc, Refused)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A request that fails validation (422): each problem by field (``loc``), why (``msg``)
+    and its kind. The input is not echoed: it may be large, or a number JSON cannot carry
+    (NaN, Infinity; 1e400 reads as Infinity), which made FastAPI's own handler fail (500)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [problem(e["loc"], e["msg"], e["type"]) for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 async def _invalid_events(request: Request, exc: Exception) -> JSONResponse:

@@ -6,9 +6,11 @@ from fastapi import APIRouter
 
 from cjm_ml.serving import service as use
 from cjm_ml.serving.api.deps import PrincipalDep, ServiceDep
-from cjm_ml.serving.schemas import ERROR_RESPONSES, AppendOut, EventsIn
+from cjm_ml.serving.schemas import AppendOut, EventsIn, refusals
 
-router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/events", tags=["events"], responses=refusals(400, 401, 403, 409, 413, 422)
+)
 
 
 @router.post("", response_model=AppendOut)

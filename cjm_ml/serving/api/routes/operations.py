@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from cjm_ml.serving.api.deps import ServiceDep
-from cjm_ml.serving.schemas import ERROR_RESPONSES, HealthOut, NotReadyOut, ReadyOut
+from cjm_ml.serving.schemas import HealthOut, NotReadyOut, ReadyOut, refusals
 
-router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["operations"], responses=refusals())
 
 
 @router.get("/healthz", response_model=HealthOut)

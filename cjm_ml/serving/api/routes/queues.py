@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import pandas as pd
@@ -10,9 +9,10 @@ from fastapi import APIRouter, Path, Query, Response
 
 from cjm_ml.serving import service as use
 from cjm_ml.serving.api.deps import PrincipalDep, ServiceDep
-from cjm_ml.serving.schemas import ERROR_RESPONSES, QueueItem, QueueOut, TaskName
+from cjm_ml.serving.api.routes.journey import run_heavy
+from cjm_ml.serving.schemas import QueueItem, QueueOut, TaskName, When, refusals
 
-router = APIRouter(prefix="/v1/queues", tags=["scoring"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/queues", tags=["scoring"], responses=refusals(401, 403, 422, 503))
 
 #: The call list's CSV columns (``format=csv``): one row per instance, the top driver only.
 CSV_COLUMNS = (
@@ -33,35 +33,41 @@ CSV_COLUMNS = (
     response_model=QueueOut,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def call_list(
+async def call_list(
     task: Annotated[TaskName, Path(description="Which call list.")],
     service: ServiceDep,
     principal: PrincipalDep,
     rooftop_id: Annotated[str | None, Query(max_length=128)] = None,
     date_from: Annotated[
-        datetime | None, Query(description="From this appointment/lead/delivery time.")
+        When | None, Query(description="From this appointment/lead/delivery time.")
     ] = None,
-    date_to: Annotated[datetime | None, Query(description="Before this time.")] = None,
-    as_of: Annotated[datetime | None, Query(description="Cutoff; default now.")] = None,
+    date_to: Annotated[When | None, Query(description="Before this time.")] = None,
+    as_of: Annotated[When | None, Query(description="Cutoff; default now.")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> QueueOut | Response:
     """Open instances ranked by risk, e.g. tomorrow's appointments by no-show risk
     (``date_from``/``date_to`` on the appointment time) or recent deliveries by
-    defection risk; JSON or CSV (``format=csv``)."""
-    out = use.call_list(
-        service,
-        principal,
-        task,
-        rooftop_id=rooftop_id,
-        date_from=date_from,
-        date_to=date_to,
-        as_of=as_of,
-        limit=limit,
-    )
-    if format == "csv":
-        return Response(call_list_csv(out.items), media_type="text/csv")
-    return out
+    defection risk; JSON or CSV (``format=csv``). Built on the heavy-work thread, one call
+    list or journey page at a time per process (503 with ``Retry-After`` when it stays busy).
+    """
+
+    def build() -> QueueOut | Response:
+        out = use.call_list(
+            service,
+            principal,
+            task,
+            rooftop_id=rooftop_id,
+            date_from=date_from,
+            date_to=date_to,
+            as_of=as_of,
+            limit=limit,
+        )
+        if format == "csv":
+            return Response(call_list_csv(out.items), media_type="text/csv")
+        return out
+
+    return await run_heavy(service, build)
 
 
 def call_list_csv(items: list[QueueItem]) -> str:
