@@ -21,15 +21,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pandas as pd
+from serving_setup import no_show_customers, wait_ready, write_tenants
 
-from cjm_ml.features.instances import open_instances
 from cjm_ml.serving.store import SqliteEventStore
-from cjm_ml.serving.tenants import generate_api_key
 
 LUA = """
 local bodies = {}
@@ -87,18 +85,10 @@ def _workspace(args: argparse.Namespace) -> tuple[Path, str, int, pd.Timestamp, 
     before its last day, a tenants file with one key, and the wrk scripts. Returns the folder,
     the key, the number of customers and events, and the moment they are scored at."""
     events = pd.read_parquet(args.demo / "events.parquet")
-    as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
-    open_now = open_instances(events, "no_show", as_of)
-    customers = open_now["customer_id"].drop_duplicates().head(args.customers)
+    customers, as_of = no_show_customers(events, args.customers)
     mine = events[events["customer_id"].isin(customers)].reset_index(drop=True)
     work = Path(tempfile.mkdtemp(prefix="cjm-api-bench-"))
-    key, entry = generate_api_key("bench")
-    group = {
-        "dealer_group_id": str(events["dealer_group_id"].iloc[0]),
-        "rooftops": sorted(events["rooftop_id"].astype(str).unique()),
-        "api_keys": [entry.model_dump(exclude_none=True)],
-    }
-    (work / "tenants.json").write_text(json.dumps({"dealer_groups": [group]}))
+    key = write_tenants(events, work, "bench")
     with SqliteEventStore(work / "events.db") as store:
         store.append(mine)
     bodies = work / "bodies.txt"
@@ -130,15 +120,7 @@ def _start_server(args: argparse.Namespace, work: Path) -> subprocess.Popen[byte
 
 def _wait_ready(base: str, work: Path, key: str) -> None:
     """Wait for ``/readyz``, then score one customer: a warm-up that also checks the answer."""
-    for _ in range(120):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        sys.exit("the server did not become ready")
+    wait_ready(base, timeout_s=60)
     check = httpx.post(
         f"{base}/v1/score/no_show",
         content=(work / "bodies.txt").read_text().splitlines()[0],

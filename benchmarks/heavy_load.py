@@ -32,11 +32,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import psutil
+from serving_setup import no_show_customers, wait_ready, write_tenants
 
-from cjm_ml.features.instances import open_instances
 from cjm_ml.params import TASKS
 from cjm_ml.serving.store import SqliteEventStore
-from cjm_ml.serving.tenants import generate_api_key
 
 CACHE = Path("/tmp/cjm-bench")
 #: Longest wait for one request (a heavy one took 52 s before the fix).
@@ -97,18 +96,11 @@ def _workspace(args: argparse.Namespace) -> tuple[Path, Path, str, list[str], pd
     Returns the folder, the models folder, the key, the customers and ``as_of``."""
     work = Path(tempfile.mkdtemp(prefix="cjm-heavy-bench-"))
     events, models = _events_and_models(args, work)
-    as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
-    customers = open_instances(events, "no_show", as_of)["customer_id"].drop_duplicates()
-    key, entry = generate_api_key("bench")
-    group = {
-        "dealer_group_id": str(events["dealer_group_id"].iloc[0]),
-        "rooftops": sorted(events["rooftop_id"].astype(str).unique()),
-        "api_keys": [entry.model_dump(exclude_none=True)],
-    }
-    (work / "tenants.json").write_text(json.dumps({"dealer_groups": [group]}))
+    customers, as_of = no_show_customers(events, args.customers)
+    key = write_tenants(events, work, "bench")
     _store(events, work)
     print(f"{len(events):,} events, {len(customers):,} customers to score", file=sys.stderr)
-    return work, models, key, customers.head(args.customers).astype(str).tolist(), as_of
+    return work, models, key, customers.astype(str).tolist(), as_of
 
 
 def _start_server(args: argparse.Namespace, work: Path, models: Path) -> subprocess.Popen[bytes]:
@@ -123,17 +115,6 @@ def _start_server(args: argparse.Namespace, work: Path, models: Path) -> subproc
     }
     command = [sys.executable, "-m", "cjm_ml.cli", "serve", "--port", str(args.port)]
     return subprocess.Popen([*command, "--workers", str(args.workers)], env=env)
-
-
-def _wait_ready(base: str) -> None:
-    for _ in range(240):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    sys.exit("the server did not become ready")
 
 
 class PeakRss:
@@ -299,7 +280,7 @@ def main() -> None:
     server = _start_server(args, work, models)
     base = f"http://127.0.0.1:{args.port}"
     try:
-        _wait_ready(base)
+        wait_ready(base, timeout_s=120)
         with PeakRss(server.pid) as rss:
             phases, errors = asyncio.run(_run(args, base, key, bodies))
         _report(phases, rss.peak, errors)

@@ -34,12 +34,12 @@ from typing import Any
 import h11
 import httpx
 import pandas as pd
+from serving_setup import no_show_customers, write_tenants
 
 from cjm_ml.artifact import BundleError, ModelArtifact
-from cjm_ml.features.instances import open_instances
 from cjm_ml.params import TASKS
 from cjm_ml.serving.store import SqliteEventStore
-from cjm_ml.serving.tenants import generate_api_key, hash_api_key
+from cjm_ml.serving.tenants import hash_api_key
 from cjm_ml.training.model import RiskModel
 
 ADMIN = "cjm.ops.reload-soak-admin"
@@ -96,17 +96,9 @@ def _servable(models: Path) -> bool:
 def _workspace(args: argparse.Namespace, work: Path) -> tuple[dict[str, str], list[bytes], str]:
     """The server's environment, the score requests' bodies, and the API key."""
     models, events = _models_and_events(args, work)
-    as_of = events["ts"].max().floor("D") - pd.Timedelta(days=7)
-    open_now = open_instances(events, "no_show", as_of)
-    customers = open_now["customer_id"].drop_duplicates().head(args.customers)
+    customers, as_of = no_show_customers(events, args.customers)
     mine = events[events["customer_id"].isin(customers)].reset_index(drop=True)
-    key, entry = generate_api_key("soak")
-    group = {
-        "dealer_group_id": str(events["dealer_group_id"].iloc[0]),
-        "rooftops": sorted(events["rooftop_id"].astype(str).unique()),
-        "api_keys": [entry.model_dump(exclude_none=True)],
-    }
-    (work / "tenants.json").write_text(json.dumps({"dealer_groups": [group]}))
+    key = write_tenants(events, work, "soak")
     with SqliteEventStore(work / "events.db") as store:
         store.append(mine)
     env = {
