@@ -866,23 +866,9 @@ def _enqueue_one(
     models than one queued or sent for the customer and task) or unchanged (equal to the last
     one of its rooftop: that one then takes on the update's generation if it is higher)."""
     identity = (update.dealer_group_id, update.customer_id, update.task)
-    newest = conn.execute(
-        "SELECT generation, idempotency_key, sequence FROM outbox WHERE dealer_group_id = ? "
-        "AND customer_id = ? AND task = ? AND status != 'discarded' "
-        "ORDER BY generation DESC, sequence DESC LIMIT 1",
-        identity,
-    ).fetchone()
-    if newest is not None and update.generation < newest[0]:
-        log.debug(
-            "dropped a %s update of dealer group %s scored by model generation %d: %s is "
-            "from generation %d",
-            update.task,
-            update.dealer_group_id,
-            update.generation,
-            newest[1],
-            newest[0],
-        )
-        return EnqueueResult(newest[1], newest[2], created=False, stale=True)
+    stale = _stale(conn, update)
+    if stale is not None:
+        return stale
     last = conn.execute(
         "SELECT id, sequence, content_hash, idempotency_key, status FROM outbox "
         "WHERE dealer_group_id = ? AND customer_id = ? AND task = ? AND rooftop_id IS ? "
@@ -923,6 +909,29 @@ def _enqueue_one(
         ),
     )
     return EnqueueResult(key, sequence, created=True)
+
+
+def _stale(conn: sqlite3.Connection, update: CrmUpdate) -> EnqueueResult | None:
+    """The newest update queued or sent for the customer and task when ``update`` was scored
+    by older models than it (then ``update`` is dropped); None when ``update`` may go."""
+    newest = conn.execute(
+        "SELECT generation, idempotency_key, sequence FROM outbox WHERE dealer_group_id = ? "
+        "AND customer_id = ? AND task = ? AND status != 'discarded' "
+        "ORDER BY generation DESC, sequence DESC LIMIT 1",
+        (update.dealer_group_id, update.customer_id, update.task),
+    ).fetchone()
+    if newest is None or update.generation >= newest[0]:
+        return None
+    log.debug(
+        "dropped a %s update of dealer group %s scored by model generation %d: %s is "
+        "from generation %d",
+        update.task,
+        update.dealer_group_id,
+        update.generation,
+        newest[1],
+        newest[0],
+    )
+    return EnqueueResult(newest[1], newest[2], created=False, stale=True)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
