@@ -7,14 +7,17 @@ this module loads it, defines the table's columns and dtypes, and validates file
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -41,8 +44,14 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 #: Columns that may be absent from a file; they are added empty.
 OPTIONAL_COLUMNS: tuple[str, ...] = ("channel", "source", "vehicle_id", "value", "attributes")
 TS_DTYPE = "datetime64[us, UTC]"
-#: How many violations a report lists before it summarises the rest.
+#: How many violations a report lists row by row before it counts the rest.
 MAX_REPORTED_VIOLATIONS = 200
+#: From this many violations a report starts with a summary by rule and value.
+SUMMARY_FROM = 10
+#: How many distinct values of one rule the summary lists (the most common first) ...
+SUMMARY_VALUES = 10
+#: ... and how many of each value's first rows it names.
+SUMMARY_FIRST_ROWS = 3
 
 
 @dataclass(frozen=True)
@@ -55,15 +64,34 @@ class Stage:
     color: str
 
 
+#: How an attribute is read: ``id`` a JSON string or integer (read as a string), ``start`` an
+#: ISO 8601 time with its zone, not before the event itself (the catalogue says so too).
+AttributeKind = Literal["id", "start"]
+#: An id's part in the booking chain: ``books`` (the event books an appointment under it) or
+#: ``refers`` (it names a booking of the same customer in the same file).
+BookingRole = Literal["books", "refers"]
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """What an event type's ``attributes`` must carry under ``key``."""
+
+    key: str
+    kind: AttributeKind
+    required: bool = False
+    booking: BookingRole | None = None
+
+
 @dataclass(frozen=True)
 class EventType:
-    """One touchpoint of the journey and the stage it belongs to."""
+    """One touchpoint of the journey, the stage it belongs to and its typed attributes."""
 
     key: str
     stage: str
     label: str
     actor: str
     value_meaning: str | None
+    attributes: tuple[AttributeRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,17 @@ class Catalogue:
         """Event type key -> stage key."""
         return {e.key: e.stage for e in self.event_types}
 
+    def attribute_rules(self) -> tuple[tuple[str, AttributeRule], ...]:
+        """(event type key, rule) for every typed attribute, in catalogue order."""
+        return tuple((e.key, rule) for e in self.event_types for rule in e.attributes)
+
+    def booking_types(self) -> tuple[str, ...]:
+        """The event types that book an appointment (an attribute with the ``books`` role; a
+        reschedule books a new one), in catalogue order."""
+        return tuple(
+            e.key for e in self.event_types if any(r.booking == "books" for r in e.attributes)
+        )
+
 
 @cache
 def catalogue() -> Catalogue:
@@ -132,11 +171,36 @@ def catalogue() -> Catalogue:
                 label=e["label"],
                 actor=e["actor"],
                 value_meaning=e["value"],
+                attributes=_attribute_rules(e["key"], e.get("attributes", {}), raw),
             )
         )
     order = {s.key: s.order for s in stages}
     types.sort(key=lambda t: order[t.stage])  # stable: keeps listing order within a stage
     return Catalogue(stages=stages, channels=tuple(raw["channels"]), event_types=tuple(types))
+
+
+def _attribute_rules(
+    event_type: str, given: dict[str, dict[str, Any]], raw: dict[str, Any]
+) -> tuple[AttributeRule, ...]:
+    """An event type's attribute rules from the catalogue; raises ValueError naming an unknown
+    kind, booking role or setting."""
+    rules = []
+    for key, spec in given.items():
+        where = f"event type {event_type!r}, attribute {key!r}"
+        unknown = set(spec) - {"kind", "required", "booking"}
+        if unknown:
+            raise ValueError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+        if spec.get("kind") not in raw["attribute_kinds"]:
+            raise ValueError(f"{where}: unknown kind {spec.get('kind')!r}")
+        booking = spec.get("booking")
+        if booking is not None and booking not in raw["booking_roles"]:
+            raise ValueError(f"{where}: unknown booking role {booking!r}")
+        rules.append(
+            AttributeRule(
+                key=key, kind=spec["kind"], required=bool(spec.get("required")), booking=booking
+            )
+        )
+    return tuple(rules)
 
 
 def event_dtypes() -> dict[str, Any]:
@@ -173,7 +237,9 @@ def empty_events() -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule: where (file, 1-based data row, column), the bad value, and the rule."""
+    """One broken rule: where (file, 1-based data row, column), the bad value, and the rule.
+
+    ``column`` is a column of the table, or ``attributes.KEY`` for one attribute."""
 
     file: str
     row: int | None
@@ -191,19 +257,75 @@ class Violation:
 
 
 class EventValidationError(ValueError):
-    """Raised when an events file breaks the event model; carries every violation found."""
+    """Raised when an events file breaks the event model; carries every violation found.
+
+    Its text is the summary first (from ``SUMMARY_FROM`` violations: each rule, its distinct
+    values with their count and first rows), then the violations row by row, the first
+    ``MAX_REPORTED_VIOLATIONS`` of them and a count of the rest."""
 
     def __init__(self, violations: list[Violation]) -> None:
         self.violations = violations
-        shown = violations[:MAX_REPORTED_VIOLATIONS]
-        lines = [str(v) for v in shown]
-        if len(violations) > len(shown):
-            lines.append(f"... and {len(violations) - len(shown)} more violations")
-        super().__init__(f"{len(violations)} violation(s):\n" + "\n".join(lines))
+        super().__init__(report(violations))
+
+
+def report(violations: list[Violation]) -> str:
+    """The text of a validation report (see ``EventValidationError``)."""
+    shown = violations[:MAX_REPORTED_VIOLATIONS]
+    files = dict.fromkeys(v.file for v in violations)
+    lines = [f"{len(violations):,} violation(s) in {', '.join(files)}"]
+    if len(violations) >= SUMMARY_FROM:
+        lines += ["Summary by rule (value: rows, first rows):", *_summary(violations)]
+        lines.append(f"Row by row (the first {len(shown):,}):")
+    lines += [str(v) for v in shown]
+    if len(violations) > len(shown):
+        lines.append(f"... and {len(violations) - len(shown):,} more")
+    return "\n".join(lines)
+
+
+@dataclass
+class _ValueCount:
+    rows: int
+    first_rows: list[int]
+
+
+def _summary(violations: list[Violation]) -> list[str]:
+    """Per rule and column, its distinct values by count (the most common first, capped)."""
+    groups: dict[tuple[str, str], dict[str, _ValueCount]] = {}
+    messages: dict[tuple[str, str], str | None] = {}
+    for v in violations:
+        group = (v.rule, v.column)
+        values = groups.setdefault(group, {})
+        count = values.get(v.value)
+        if count is None:
+            values[v.value] = count = _ValueCount(rows=0, first_rows=[])
+        count.rows += 1
+        if len(count.first_rows) < SUMMARY_FIRST_ROWS and v.row is not None:
+            count.first_rows.append(v.row)
+        if messages.setdefault(group, v.message) != v.message:
+            messages[group] = None  # the message varies by row: the detail below has it
+    lines = []
+    for (rule, column), values in groups.items():
+        total = sum(c.rows for c in values.values())
+        said = f": {messages[(rule, column)]}" if messages[(rule, column)] else ""
+        lines.append(
+            f"  {rule}, column {column!r}: {total:,} row(s), {len(values):,} distinct "
+            f"value(s){said}"
+        )
+        ranked = sorted(values.items(), key=lambda item: -item[1].rows)  # stable: first seen
+        for value, count in ranked[:SUMMARY_VALUES]:
+            first = ", ".join(str(r) for r in count.first_rows)
+            lines.append(f"    {value}: {count.rows:,} row(s), first {first or 'none'}")
+        if len(ranked) > SUMMARY_VALUES:
+            lines.append(f"    and {len(ranked) - SUMMARY_VALUES:,} more value(s)")
+    return lines
 
 
 _OFFSET_RE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _NAIVE_TS = "timestamp has no timezone; give it in UTC (e.g. 2025-03-01T14:05:00Z)"
+#: A date followed by a time of day (at least the hour): a start must say when in the day.
+_HAS_TIME_RE = r"^\d{4}-?\d{2}-?\d{2}[T ]\d{2}"
+_NAIVE_START = "needs a time of day with its time zone (e.g. 2025-03-04T15:30:00Z)"
+_NOT_ISO = "not an ISO 8601 timestamp"
 
 
 def _violations(
@@ -218,9 +340,9 @@ def _violations(
     ]
 
 
-def _where(mask: pd.Series) -> np.ndarray:
+def _where(mask: pd.Series | np.ndarray) -> np.ndarray:
     """0-based positions where ``mask`` is True."""
-    return np.flatnonzero(mask.to_numpy())
+    return np.flatnonzero(np.asarray(mask, dtype=bool))
 
 
 def _blank(s: pd.Series) -> pd.Series:
@@ -231,23 +353,34 @@ def _blank(s: pd.Series) -> pd.Series:
     return as_str.isna() | (as_str.str.strip() == "")
 
 
+def _flag(s: pd.Series) -> np.ndarray:
+    """A nullable boolean Series as a plain array, missing -> False."""
+    return s.fillna(False).to_numpy(dtype=bool)
+
+
 def _parse_ts(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation]]:
     """Parse timestamps to UTC; naive and unparsable values are violations."""
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC").astype(TS_DTYPE), []
     if pd.api.types.is_datetime64_dtype(raw.dtype):
-        naive = _violations(
+        naive_ts = _violations(
             file, _where(raw.notna()), "ts", raw.astype("string"), "ts_timezone", _NAIVE_TS
         )
-        return pd.Series(pd.NaT, index=raw.index, dtype=TS_DTYPE), naive
-    return _parse_ts_text(raw, file)
+        return pd.Series(pd.NaT, index=raw.index, dtype=TS_DTYPE), naive_ts
+    parsed, naive, unparsable = _parse_iso(raw.astype("string"))
+    violations = [
+        *_violations(file, _where(naive), "ts", raw, "ts_timezone", _NAIVE_TS),
+        *_violations(file, _where(unparsable), "ts", raw, "ts_parsable", _NOT_ISO),
+    ]
+    return parsed, violations
 
 
-def _parse_ts_text(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation]]:
-    """``_parse_ts`` for timestamps given as text: ISO 8601 with an offset (or Z)."""
-    text = raw.astype("string").str.strip()
-    present = text.notna() & (text != "")
-    has_offset = text.str.contains(_OFFSET_RE, regex=True).fillna(False).astype(bool)
+def _parse_iso(text: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """ISO 8601 texts as UTC moments (NaT unless given with an offset or Z), and where a
+    present text is naive but parsable, or not parsable at all."""
+    text = text.str.strip()
+    present = _flag(text.notna() & (text != ""))
+    has_offset = _flag(text.str.contains(_OFFSET_RE, regex=True))
     parsed = pd.to_datetime(
         text.where(present & has_offset), utc=True, errors="coerce", format="ISO8601"
     )
@@ -255,14 +388,148 @@ def _parse_ts_text(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation
     naive_parsable = (
         naive & pd.to_datetime(text.where(naive), errors="coerce", format="ISO8601").notna()
     )
-    unparsable = present & ((has_offset & parsed.isna()) | (naive & ~naive_parsable))
-    violations = [
-        *_violations(file, _where(naive_parsable), "ts", raw, "ts_timezone", _NAIVE_TS),
-        *_violations(
-            file, _where(unparsable), "ts", raw, "ts_parsable", "not an ISO 8601 timestamp"
-        ),
-    ]
-    return parsed.astype(TS_DTYPE), violations
+    unparsable = present & ((has_offset & parsed.isna().to_numpy()) | (naive & ~naive_parsable))
+    return parsed.astype(TS_DTYPE), naive_parsable, unparsable
+
+
+# --------------------------------------------------------------------------------------------
+# Attributes, read without parsing every row in Python: a flat object of plain strings and
+# numbers (what exports write) is recognised and read by regular expressions over the whole
+# column (pyarrow, RE2); only the rest (nested values, escapes, a key given twice) goes
+# through ``json.loads``, one row at a time.
+
+_WS = r"[ \t\n\r]*"  # JSON's whitespace, nothing more
+_JSON_STRING = r'"[^"\\\x00-\x1f]*"'  # no escapes, no control characters
+_JSON_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_JSON_SCALAR = rf"(?:{_JSON_STRING}|{_JSON_NUMBER}|true|false|null)"
+_PAIR = rf"{_JSON_STRING}{_WS}:{_WS}{_JSON_SCALAR}"
+_FLAT_OBJECT = rf"^{_WS}\{{{_WS}(?:{_PAIR}{_WS}(?:,{_WS}{_PAIR}{_WS})*)?\}}{_WS}$"
+_INTEGER = r"^-?(?:0|[1-9][0-9]*)$"
+_NOT_AN_OBJECT = 'attributes must be a JSON object such as {"appointment_id": "a-1"}'
+
+# How an attribute is given on a row.
+_ABSENT, _STRING, _INTEGER_ID, _OTHER = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    """One attribute on every row: how it is given (``_ABSENT``, ``_STRING``, ``_INTEGER_ID``
+    or ``_OTHER``; JSON null counts as absent) and its text (the string, the integer's
+    digits, other values as JSON; <NA> where absent)."""
+
+    given: np.ndarray
+    text: pd.Series
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    """The ``attributes`` column read once: where it is not a JSON object, each typed key, and
+    the text the typed table keeps (integer ids written as strings)."""
+
+    not_an_object: np.ndarray
+    keys: dict[str, _Attribute]
+    normalised: pd.Series
+
+
+def _typed_keys() -> tuple[str, ...]:
+    """Every attribute key the catalogue types, in catalogue order."""
+    return tuple(dict.fromkeys(rule.key for _, rule in catalogue().attribute_rules()))
+
+
+def _id_keys() -> tuple[str, ...]:
+    """The attribute keys the catalogue reads as ids (normalised to strings on every row)."""
+    return tuple(dict.fromkeys(r.key for _, r in catalogue().attribute_rules() if r.kind == "id"))
+
+
+def _read_attributes(column: pd.Series) -> _Attributes:
+    """Read the ``attributes`` column: flat objects by regular expression, the rest by
+    ``json.loads`` row by row."""
+    text = column.astype("string")
+    arrow = _arrow_text(text)
+    filled = _flag(text.notna() & (text.str.strip() != ""))
+    flat = filled & _arrow_flag(pc.match_substring_regex(arrow, _FLAT_OBJECT))
+    keys: dict[str, _Attribute] = {}
+    for key in _typed_keys():
+        twice = pc.greater(pc.count_substring_regex(arrow, rf'"{re.escape(key)}"{_WS}:'), 1)
+        flat &= ~_arrow_flag(twice)  # a key given twice: json.loads keeps the last one
+    for key in _typed_keys():
+        keys[key] = _flat_attribute(arrow, flat, key)
+    slow = np.flatnonzero(filled & ~flat)
+    not_an_object = np.zeros(len(text), dtype=bool)
+    normalised = text.copy()
+    ids = _id_keys()
+    for i, raw_text in zip(slow.tolist(), text.iloc[slow].tolist(), strict=True):
+        try:
+            parsed = json.loads(raw_text)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            not_an_object[i] = True
+            continue
+        for key, attribute in keys.items():
+            attribute.given[i], attribute.text.iloc[i] = _classify(parsed.get(key))
+        if any(_classify(parsed.get(k))[0] == _INTEGER_ID for k in ids):
+            as_text = {k: str(v) if k in ids and _classify(v)[0] == _INTEGER_ID else v
+                       for k, v in parsed.items()}  # fmt: skip
+            normalised.iloc[i] = json.dumps(as_text, ensure_ascii=False)
+    _normalise_flat_ids(normalised, arrow, flat, keys, ids)
+    return _Attributes(not_an_object=not_an_object, keys=keys, normalised=normalised)
+
+
+def _arrow_flag(mask: pa.Array) -> np.ndarray:
+    """A pyarrow boolean array as a plain array, null -> False."""
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _flat_attribute(arrow: pa.Array, flat: np.ndarray, key: str) -> _Attribute:
+    """``key`` on the flat rows, read from its JSON token."""
+    pattern = rf'"{re.escape(key)}"{_WS}:{_WS}(?P<v>"[^"]*"|[^ \t\n\r,}}]+)'
+    found = pc.struct_field(pc.extract_regex(arrow, pattern), [0])
+    token = pc.if_else(pa.array(flat), found, pa.scalar(None, type=found.type))
+    null = pc.equal(token, "null")
+    quoted = _arrow_flag(pc.starts_with(token, '"'))
+    integer = _arrow_flag(pc.match_substring_regex(token, _INTEGER))
+    present = _arrow_flag(pc.is_valid(token)) & ~_arrow_flag(null)
+    given = np.select(
+        [quoted, integer, present], [_STRING, _INTEGER_ID, _OTHER], default=_ABSENT
+    ).astype(np.int8)
+    unquoted = pc.if_else(pa.array(quoted), pc.utf8_slice_codeunits(token, 1, -1), token)
+    text = pc.if_else(pa.array(given != _ABSENT), unquoted, pa.scalar(None, type=found.type))
+    return _Attribute(given=given, text=pd.Series(pd.arrays.ArrowStringArray(text)))
+
+
+def _classify(value: Any) -> tuple[int, str | None]:
+    """How a parsed JSON value is given, and its text."""
+    if value is None:
+        return _ABSENT, None
+    if isinstance(value, str):
+        return _STRING, value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _INTEGER_ID, str(value)
+    return _OTHER, json.dumps(value)
+
+
+def _normalise_flat_ids(
+    normalised: pd.Series,
+    arrow: pa.Array,
+    flat: np.ndarray,
+    keys: dict[str, _Attribute],
+    ids: tuple[str, ...],
+) -> None:
+    """Quote the integer ids of the flat rows in ``normalised`` (other rows are left)."""
+    rows = np.zeros(len(flat), dtype=bool)
+    for key in ids:
+        rows |= flat & (keys[key].given == _INTEGER_ID)
+    if not rows.any():
+        return
+    names = "|".join(re.escape(k) for k in ids)
+    at = np.flatnonzero(rows)
+    quoted = pc.replace_substring_regex(
+        arrow.take(pa.array(at)),
+        rf'("(?:{names})"{_WS}:{_WS})(-?[0-9]+)({_WS}[,}}])',
+        r'\1"\2"\3',
+    )
+    normalised.iloc[at] = pd.array(quoted.to_pylist(), dtype="string")
 
 
 @dataclass(frozen=True)
@@ -277,8 +544,10 @@ class _RawEvents:
     ts: pd.Series  # UTC; NaT where missing or not valid
     ts_violations: list[Violation]
     event_type: pd.Series  # stripped strings
+    event_type_code: np.ndarray  # position in the catalogue, -1 where unknown
     channel: pd.Series  # stripped strings, <NA> where blank
     value: pd.Series  # numbers, NaN where missing or not a number
+    attributes: _Attributes
 
 
 def _read_raw(raw: pd.DataFrame, file: str) -> _RawEvents:
@@ -288,16 +557,26 @@ def _read_raw(raw: pd.DataFrame, file: str) -> _RawEvents:
         if c not in table.columns:
             table[c] = pd.NA
     ts, ts_violations = _parse_ts(table["ts"], file)
+    event_type = table["event_type"].astype("string").str.strip()
     return _RawEvents(
         file=file,
         table=table,
         event_id=table["event_id"].astype("string"),
         ts=ts,
         ts_violations=ts_violations,
-        event_type=table["event_type"].astype("string").str.strip(),
+        event_type=event_type,
+        event_type_code=_catalogue_positions(event_type),
         channel=table["channel"].astype("string").str.strip().replace("", pd.NA),
         value=pd.to_numeric(table["value"], errors="coerce"),
+        attributes=_read_attributes(table["attributes"]),
     )
+
+
+def _catalogue_positions(event_type: pd.Series) -> np.ndarray:
+    """Each event type's position in the catalogue, -1 where it is not listed."""
+    keys = pa.array(catalogue().event_type_keys, type=pa.large_string())
+    found = pc.index_in(_arrow_text(event_type), value_set=keys)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 # One rule per check: each returns its violations, in row order.
@@ -362,7 +641,7 @@ def _valid_timestamps(raw: _RawEvents) -> list[Violation]:
 def _known_event_types(raw: _RawEvents) -> list[Violation]:
     """An event type the catalogue does not list (blank ones are ``_required_values``')."""
     etype = raw.event_type
-    unknown = etype.notna() & (etype != "") & ~etype.isin(catalogue().event_type_keys)
+    unknown = _flag(etype.notna() & (etype != "")) & (raw.event_type_code < 0)
     return _violations(
         raw.file,
         _where(unknown),
@@ -397,27 +676,127 @@ def _numeric_values(raw: _RawEvents) -> list[Violation]:
 
 def _json_attributes(raw: _RawEvents) -> list[Violation]:
     """Attributes that are given but are not a JSON object."""
-    attrs = raw.table["attributes"]
-    text = attrs.astype("string")
-    filled = text.notna() & (text.str.strip() != "")
-    looks_like_object = text.str.strip().str.startswith("{").fillna(False).astype(bool)
-    candidates = _where(filled & looks_like_object)
-    bad = [int(i) for i in _where(filled & ~looks_like_object)]
-    for i, raw_text in zip(candidates.tolist(), text.iloc[candidates].tolist(), strict=True):
-        try:
-            ok = isinstance(json.loads(raw_text), dict)
-        except json.JSONDecodeError:
-            ok = False
-        if not ok:
-            bad.append(i)
     return _violations(
         raw.file,
-        np.array(sorted(bad), dtype=int),
+        _where(raw.attributes.not_an_object),
         "attributes",
-        attrs,
+        raw.table["attributes"],
         "attributes_json",
-        'attributes must be a JSON object such as {"appointment_id": "a-1"}',
+        _NOT_AN_OBJECT,
     )
+
+
+def _typed_attributes(raw: _RawEvents) -> list[Violation]:
+    """The catalogue's attribute rules, event type by event type: a required attribute
+    missing, an id that is neither a string nor an integer, a start that is not ISO 8601 with
+    its zone or is before the event itself (rows whose attributes are no JSON object are
+    ``_json_attributes``')."""
+    violations: list[Violation] = []
+    codes = {key: i for i, key in enumerate(catalogue().event_type_keys)}
+    for event_type, rule in catalogue().attribute_rules():
+        rows = (raw.event_type_code == codes[event_type]) & ~raw.attributes.not_an_object
+        attribute = raw.attributes.keys[rule.key]
+        column = f"attributes.{rule.key}"
+        if rule.required:
+            missing = rows & (
+                (attribute.given == _ABSENT)
+                | ((attribute.given == _STRING) & _flag(attribute.text.str.strip() == ""))
+            )
+            violations += [
+                Violation(
+                    file=raw.file,
+                    row=r + 1,
+                    column=column,
+                    value="<absent>" if pd.isna(text) else repr(text),
+                    rule="attribute_required",
+                    message=f"{event_type} needs {rule.key} in its attributes",
+                )
+                for r, text in zip(
+                    _where(missing).tolist(), attribute.text[missing].tolist(), strict=True
+                )
+            ]
+        if rule.kind == "id":
+            wrong = rows & (attribute.given == _OTHER)
+            violations += _violations(
+                raw.file,
+                _where(wrong),
+                column,
+                attribute.text,
+                "attribute_id",
+                f"{rule.key} must be a JSON string or integer",
+            )
+        else:
+            violations += _starts(raw, _where(rows & (attribute.given != _ABSENT)), rule.key)
+    return violations
+
+
+def _starts(raw: _RawEvents, rows: np.ndarray, key: str) -> list[Violation]:
+    """A start (at ``rows``, given) that is not ISO 8601 with a time of day and its zone, or
+    that is before the event's own ``ts``."""
+    column = f"attributes.{key}"
+    attribute = raw.attributes.keys[key]
+    text = attribute.text.iloc[rows].where(attribute.given[rows] == _STRING)
+    parsed, naive, unparsable = _parse_iso(text)
+    unparsable |= attribute.given[rows] != _STRING
+    dated_only = ~naive & ~unparsable & ~_flag(text.str.strip().str.contains(_HAS_TIME_RE))
+    ts = raw.ts.iloc[rows].to_numpy()
+    early = (parsed.notna() & (parsed.to_numpy() < ts)).to_numpy() & ~dated_only
+    early &= ~pd.isna(ts)
+    shown = attribute.text
+    return [
+        *_violations(raw.file, rows[naive | dated_only], column, shown, "attribute_ts_timezone",
+                     f"{key} {_NAIVE_START}"),
+        *_violations(raw.file, rows[unparsable], column, shown, "attribute_ts_parsable",
+                     f"{key} is {_NOT_ISO}"),
+        *_violations(raw.file, rows[early], column, shown, "start_before_event",
+                     f"{key} is before the event's own ts"),
+    ]  # fmt: skip
+
+
+def _known_bookings(raw: _RawEvents) -> list[Violation]:
+    """An id that should name a booking (an outcome's ``appointment_id``, a reschedule's
+    ``rescheduled_from``) but that no booking of the same customer in the table carries."""
+    codes = {key: i for i, key in enumerate(catalogue().event_type_keys)}
+    customer = _arrow_text(raw.table["customer_id"])
+    booked: list[pa.Array] = []
+    refers: list[tuple[np.ndarray, str]] = []
+    for event_type, rule in catalogue().attribute_rules():
+        attribute = raw.attributes.keys[rule.key]
+        rows = (raw.event_type_code == codes[event_type]) & ~raw.attributes.not_an_object
+        rows &= (attribute.given == _STRING) | (attribute.given == _INTEGER_ID)
+        if rule.booking == "books":
+            booked.append(_customer_and(customer, attribute, _where(rows)))
+        elif rule.booking == "refers":
+            rows &= _flag(attribute.text.str.strip() != "")
+            refers.append((rows, rule.key))
+    known = pa.concat_arrays(booked) if booked else pa.array([], type=pa.large_string())
+    violations: list[Violation] = []
+    for rows, key in refers:
+        at = _where(rows)
+        named = _customer_and(customer, raw.attributes.keys[key], at)
+        unknown = at[~_arrow_flag(pc.is_in(named, value_set=known))]
+        violations += _violations(
+            raw.file,
+            unknown,
+            f"attributes.{key}",
+            raw.attributes.keys[key].text,
+            "booking_known",
+            "no booking of this customer in the file has this appointment_id",
+        )
+    return violations
+
+
+def _arrow_text(column: pd.Series) -> pa.Array:
+    """A column as a pyarrow ``large_string`` array."""
+    text = pa.array(column.astype("string").array, type=pa.large_string())
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+
+
+def _customer_and(customer: pa.Array, attribute: _Attribute, at: np.ndarray) -> pa.Array:
+    """``customer_id`` and the attribute's text at ``at``, joined: one key per booking."""
+    ids = _arrow_text(attribute.text.iloc[at])
+    separator = pa.scalar("\x1f", type=pa.large_string())
+    return pc.binary_join_element_wise(customer.take(pa.array(at)), ids, separator)
 
 
 #: The rules every row is checked against, in the order their violations are gathered (a
@@ -430,6 +809,7 @@ _RULES = (
     _known_channels,
     _numeric_values,
     _json_attributes,
+    _typed_attributes,
 )
 
 
@@ -449,27 +829,30 @@ def _typed(raw: _RawEvents) -> pd.DataFrame:
             "source": table["source"].astype("string").replace("", pd.NA).astype("category"),
             "vehicle_id": table["vehicle_id"].astype("string").replace("", pd.NA),
             "value": raw.value.astype("float64"),
-            "attributes": table["attributes"].astype("string").replace("", pd.NA),
+            "attributes": raw.attributes.normalised.replace("", pd.NA),
         }
     )
 
 
 def validate_events(
-    raw: pd.DataFrame, file: str = "<events>"
+    raw: pd.DataFrame, file: str = "<events>", *, whole_file: bool = False
 ) -> tuple[pd.DataFrame, list[Violation]]:
     """Check a raw event table against the event model.
 
-    Returns the typed table (categoricals, UTC timestamps, sorted by customer and time) and the
-    list of violations; the table is only meaningful when the list is empty. Never raises on
-    bad data: every problem becomes a ``Violation`` naming file, row, column, value and rule,
-    listed by row, then column. A missing required column is reported alone.
+    Returns the typed table (categoricals, UTC timestamps, ids in attributes as strings,
+    sorted by customer and time) and the list of violations; the table is only meaningful when
+    the list is empty. Never raises on bad data: every problem becomes a ``Violation`` naming
+    file, row, column, value and rule, listed by row, then column. A missing required column
+    is reported alone. ``whole_file``: the table holds every event of its customers (a file,
+    not a batch), so an outcome must also name a booking of the same customer in it.
     """
     missing = _missing_columns(raw, file)
     if missing:
         return empty_events(), missing
     read = _read_raw(raw, file)
-    violations = [v for rule in _RULES for v in rule(read)]
-    violations.sort(key=lambda v: (v.row or 0, EVENT_COLUMNS.index(v.column)))
+    rules = (*_RULES, _known_bookings) if whole_file else _RULES
+    violations = [v for rule in rules for v in rule(read)]
+    violations.sort(key=lambda v: (v.row or 0, EVENT_COLUMNS.index(v.column.split(".")[0])))
     if violations:
         return empty_events(), violations
     return sort_events(_typed(read)), []
@@ -493,14 +876,15 @@ def read_raw_events(path: Path) -> pd.DataFrame:
 
 
 def load_events(path: Path) -> pd.DataFrame:
-    """Read and validate an events file (CSV or Parquet) into the typed canonical table.
+    """Read and validate a whole events file (CSV or Parquet) into the typed canonical table.
 
-    Raises ``EventValidationError`` listing every violation (file, row, column, value, rule),
-    or ``FileNotFoundError`` / ``ValueError`` for a missing or unsupported file.
+    Raises ``EventValidationError`` listing every violation (file, row, column, value, rule;
+    outcomes must name a booking of the same customer in the file), or ``FileNotFoundError`` /
+    ``ValueError`` for a missing or unsupported file.
     """
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such events file")
-    typed, violations = validate_events(read_raw_events(path), file=path.name)
+    typed, violations = validate_events(read_raw_events(path), file=path.name, whole_file=True)
     if violations:
         raise EventValidationError(violations)
     return typed

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from cjm_ml.events import catalogue
+
 #: ``rooftop_id`` of the rows that pool the whole dealer group (roll-ups, KPIs, the map).
 GROUP = "group"
 #: ``marketing_source`` of leads that carry no source.
@@ -32,12 +34,8 @@ LEAD_TYPES: tuple[str, ...] = ("lead_form", "lead_call", "lead_chat", "lead_thir
 CALL_LEAD = "call"
 #: The dealer's replies to a lead: the first of these after it is the first reply.
 REPLIES: tuple[str, ...] = ("outbound_call", "sms_sent", "email_sent")
-#: Event types that book an appointment (a reschedule books a new one).
-BOOKING_TYPES: tuple[str, ...] = (
-    "appointment_set",
-    "service_appointment_set",
-    "appointment_rescheduled",
-)
+#: Event types that book an appointment (a reschedule books a new one): the catalogue's.
+BOOKING_TYPES: tuple[str, ...] = catalogue().booking_types()
 
 #: How a KPI is measured: minutes (response time), a share (a rate), a score (CSI, of 10).
 KpiUnit = Literal["minutes", "share", "score"]

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from cjm_ml import events as events_module
-from cjm_ml.cli.main import app
 from cjm_ml.events import (
     EVENT_COLUMNS,
     REQUIRED_COLUMNS,
@@ -196,33 +194,6 @@ def test_naive_parquet_timestamps_are_rejected(tmp_path: Path) -> None:
     assert [v.rule for v in info.value.violations] == ["ts_timezone"]
 
 
-def test_cli_validate_reports_and_writes_nothing_for_a_bad_file(tmp_path: Path) -> None:
-    path = _csv(tmp_path, [GOOD_ROW, {**GOOD_ROW, "event_id": "e-2", "event_type": "teleport"}])
-    out = tmp_path / "clean.parquet"
-    result = CliRunner().invoke(app, ["validate", str(path), "--out", str(out)])
-    assert result.exit_code == 1
-    assert "events.csv row 2, column 'event_type': unknown event type" in result.output
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == [path]  # no temporary leftovers either
-
-
-def test_cli_validate_writes_the_clean_typed_table(tmp_path: Path) -> None:
-    path = _csv(tmp_path, [GOOD_ROW])
-    out = tmp_path / "clean.parquet"
-    result = CliRunner().invoke(app, ["validate", str(path), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "valid, 1 events, 1 customers" in result.output
-    assert str(pd.read_parquet(out)["ts"].dtype) == "datetime64[us, UTC]"
-
-
-def test_cli_validate_unsupported_and_missing_files(tmp_path: Path) -> None:
-    (tmp_path / "events.json").write_text("{}")
-    result = CliRunner().invoke(app, ["validate", str(tmp_path / "events.json")])
-    assert result.exit_code == 1 and "unsupported file type '.json'" in result.output
-    result = CliRunner().invoke(app, ["validate", str(tmp_path / "nope.csv")])
-    assert result.exit_code == 1 and "no such events file" in result.output
-
-
 def test_readme_lists_every_event_type() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     missing = [k for k in catalogue().event_type_keys if f"| `{k}` |" not in readme]
@@ -318,10 +289,186 @@ def test_a_long_report_lists_the_first_violations_and_counts_the_rest(
     error = EventValidationError(violations)
     assert error.violations == violations
     assert str(error) == (
-        "3 violation(s):\n"
+        "3 violation(s) in long.csv\n"
         "long.csv row 1, column 'value': value must be a number (value 'lots-0'; rule "
         "value_numeric)\n"
         "long.csv row 2, column 'value': value must be a number (value 'lots-1'; rule "
         "value_numeric)\n"
-        "... and 1 more violations"
+        "... and 1 more"
     )
+
+
+BOOKED = {
+    **GOOD_ROW,
+    "event_id": "e-2",
+    "ts": "2025-03-01T15:00:00Z",
+    "event_type": "appointment_set",
+    "channel": "phone",
+    "value": "",
+    "attributes": '{"appointment_id": "a-1", "scheduled_ts": "2025-03-04T15:00:00-06:00"}',
+}
+SHOWED = {
+    **GOOD_ROW,
+    "event_id": "e-3",
+    "ts": "2025-03-04T21:10:00Z",
+    "event_type": "appointment_showed",
+    "channel": "in_person",
+    "value": "",
+    "attributes": '{"appointment_id": "a-1"}',
+}
+
+
+def _booking_rows(booking: str, outcome: str = '{"appointment_id": "a-1"}') -> list[dict[str, str]]:
+    """A lead, a booking with these attributes, and an outcome with these."""
+    return [GOOD_ROW, {**BOOKED, "attributes": booking}, {**SHOWED, "attributes": outcome}]
+
+
+def test_integer_ids_are_read_as_strings_in_the_typed_table() -> None:
+    rows = _booking_rows(
+        '{"appointment_id": 101, "scheduled_ts": "2025-03-04T15:00:00Z"}',
+        '{"appointment_id":101}',
+    )
+    rows.append({**GOOD_ROW, "event_id": "e-4", "event_type": "repair_order_opened",
+                 "attributes": '{"ro_id": -7, "nested": {"ro_id": 8}}'})  # fmt: skip
+    typed, violations = validate_events(pd.DataFrame(rows, dtype=str), whole_file=True)
+    assert violations == []
+    assert typed["attributes"].tolist()[1:] == [
+        '{"ro_id": "-7", "nested": {"ro_id": 8}}',  # nested: not an attribute of the event
+        '{"appointment_id": "101", "scheduled_ts": "2025-03-04T15:00:00Z"}',
+        '{"appointment_id":"101"}',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("booking", "outcome", "expected"),
+    [
+        (
+            '{"appointment_id": "a-1", "scheduled_ts": "2025-03-04"}',
+            '{"appointment_id": "a-1"}',
+            "row 2, column 'attributes.scheduled_ts': scheduled_ts needs a time of day with its "
+            "time zone (e.g. 2025-03-04T15:30:00Z) (value '2025-03-04'; rule "
+            "attribute_ts_timezone)",
+        ),
+        (
+            '{"appointment_id": "a-1", "scheduled_ts": "2025-03-04T15:00:00"}',
+            '{"appointment_id": "a-1"}',
+            "row 2, column 'attributes.scheduled_ts': scheduled_ts needs a time of day with its "
+            "time zone (e.g. 2025-03-04T15:30:00Z) (value '2025-03-04T15:00:00'; rule "
+            "attribute_ts_timezone)",
+        ),
+        (
+            '{"appointment_id": "a-1", "scheduled_ts": "next tuesday"}',
+            '{"appointment_id": "a-1"}',
+            "row 2, column 'attributes.scheduled_ts': scheduled_ts is not an ISO 8601 timestamp "
+            "(value 'next tuesday'; rule attribute_ts_parsable)",
+        ),
+        (
+            '{"appointment_id": "a-1", "scheduled_ts": "2025-03-01T08:59:00-06:00"}',
+            '{"appointment_id": "a-1"}',
+            "row 2, column 'attributes.scheduled_ts': scheduled_ts is before the event's own ts "
+            "(value '2025-03-01T08:59:00-06:00'; rule start_before_event)",
+        ),
+        (
+            '{"scheduled_ts": "2025-03-04T15:00:00Z"}',
+            '{"appointment_id": "a-1"}',
+            "row 2, column 'attributes.appointment_id': appointment_set needs appointment_id in "
+            "its attributes (value <absent>; rule attribute_required)\nthree.csv "
+            "row 3, column 'attributes.appointment_id': no booking of this customer in the file "
+            "has this appointment_id (value 'a-1'; rule booking_known)",
+        ),
+        (
+            '{"appointment_id": 1.5, "scheduled_ts": "2025-03-04T15:00:00Z"}',
+            '{"appointment_id": "1.5"}',
+            "row 2, column 'attributes.appointment_id': appointment_id must be a JSON string or "
+            "integer (value '1.5'; rule attribute_id)\nthree.csv row 3, column "
+            "'attributes.appointment_id': no booking of this customer in the file has this "
+            "appointment_id (value '1.5'; rule booking_known)",
+        ),
+        (
+            '{"appointment_id": "a-1", "scheduled_ts": "2025-03-04T15:00:00Z"}',
+            '{"appointment_id": "a-2"}',
+            "row 3, column 'attributes.appointment_id': no booking of this customer in the file "
+            "has this appointment_id (value 'a-2'; rule booking_known)",
+        ),
+        (
+            '{"appointment_id": "a-1", "scheduled_ts": "2025-03-04T15:00:00Z"}',
+            '{"appointment_id": ""}',
+            "row 3, column 'attributes.appointment_id': appointment_showed needs appointment_id "
+            "in its attributes (value ''; rule attribute_required)",
+        ),
+    ],
+)
+def test_each_attribute_rule_names_row_column_value_and_rule(
+    booking: str, outcome: str, expected: str
+) -> None:
+    rows = _booking_rows(booking, outcome)
+    _, violations = validate_events(pd.DataFrame(rows, dtype=str), "three.csv", whole_file=True)
+    assert "\n".join(str(v) for v in violations) == f"three.csv {expected}"
+
+
+def test_three_clean_booking_rows_pass_and_the_reference_rule_is_for_whole_files_only() -> None:
+    rows = _booking_rows('{"appointment_id": "a-1", "scheduled_ts": "2025-03-04T15:00:00Z"}')
+    assert validate_events(pd.DataFrame(rows, dtype=str), whole_file=True)[1] == []
+    other = [GOOD_ROW, {**SHOWED, "customer_id": "c-2"}, {**BOOKED, "event_id": "e-4"}]
+    _, violations = validate_events(pd.DataFrame(other, dtype=str), "x.csv", whole_file=True)
+    assert [(v.row, v.column, v.rule) for v in violations] == [
+        (2, "attributes.appointment_id", "booking_known")
+    ]
+    assert validate_events(pd.DataFrame(other, dtype=str))[1] == []  # a batch: not checked
+
+
+def test_a_reschedule_must_name_the_booking_it_moves() -> None:
+    moved = {
+        **BOOKED,
+        "event_id": "e-4",
+        "event_type": "appointment_rescheduled",
+        "attributes": '{"appointment_id": "a-2", "scheduled_ts": "2025-03-05T15:00:00Z", '
+        '"rescheduled_from": 9}',
+    }
+    rows = [GOOD_ROW, BOOKED, moved]
+    _, violations = validate_events(pd.DataFrame(rows, dtype=str), "r.csv", whole_file=True)
+    assert [(v.row, v.column, v.value, v.rule) for v in violations] == [
+        (3, "attributes.rescheduled_from", "'9'", "booking_known")
+    ]
+
+
+def test_attributes_that_are_not_flat_are_read_by_json() -> None:
+    escaped = '{"note": "say \\"hi\\"", "appointment_id": "a-1", "appointment_id": 5, ' \
+        '"scheduled_ts": "2025-03-04T15:00:00Z"}'  # fmt: skip
+    rows = _booking_rows(escaped, '{"appointment_id": "5"}')
+    typed, violations = validate_events(pd.DataFrame(rows, dtype=str), whole_file=True)
+    assert violations == []
+    assert typed["attributes"].iloc[1] == (
+        '{"note": "say \\"hi\\"", "appointment_id": "5", "scheduled_ts": "2025-03-04T15:00:00Z"}'
+    )
+
+
+def test_catalogue_keeps_the_attribute_rules_as_data() -> None:
+    rules = {(t, r.key): r for t, r in catalogue().attribute_rules()}
+    assert rules[("appointment_set", "scheduled_ts")].kind == "start"
+    assert rules[("appointment_rescheduled", "rescheduled_from")].booking == "refers"
+    assert rules[("service_appointment_set", "appointment_id")].booking == "books"
+    assert not rules[("repair_order_opened", "ro_id")].required
+
+
+def test_a_long_report_starts_with_a_summary_by_rule_and_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events_module, "MAX_REPORTED_VIOLATIONS", 1)
+    monkeypatch.setattr(events_module, "SUMMARY_FROM", 3)
+    monkeypatch.setattr(events_module, "SUMMARY_VALUES", 1)
+    rows = [{**GOOD_ROW, "event_id": f"e-{i}", "event_type": t}
+            for i, t in enumerate(["page_view", "page_view", "visit"])]  # fmt: skip
+    _, violations = validate_events(pd.DataFrame(rows, dtype=str), "u.csv")
+    assert str(EventValidationError(violations)).splitlines() == [
+        "3 violation(s) in u.csv",
+        "Summary by rule (value: rows, first rows):",
+        "  event_type_known, column 'event_type': 3 row(s), 2 distinct value(s): unknown event "
+        "type; see the catalogue in the README",
+        "    'page_view': 2 row(s), first 1, 2",
+        "    and 1 more value(s)",
+        "Row by row (the first 1):",
+        "u.csv row 1, column 'event_type': unknown event type; see the catalogue in the README "
+        "(value 'page_view'; rule event_type_known)",
+        "... and 2 more",
+    ]

@@ -55,6 +55,17 @@ def write_feature_tables(
             f"{labelled.astype(float).mean():.3f}) in {time.perf_counter() - started:.1f} s "
             f"-> {out}"
         )
+        echo_feature_warnings(table, task)
+
+
+def echo_feature_warnings(table: pd.DataFrame, task: Task) -> None:
+    """Print (to stderr) the features of ``task`` that are constant or mostly missing in its
+    feature ``table``, in ``cjm profile``'s words; nothing when there is none. Passes on the
+    refusal of a table lacking feature columns (``ValueError``)."""
+    from cjm_ml.features.coverage import feature_warnings
+
+    for i, line in enumerate(feature_warnings(table, task)):
+        typer.echo(f"warning: {line}" if i == 0 else line, err=True)
 
 
 def _parse_as_of(as_of: str | None) -> pd.Timestamp | None:

@@ -11,6 +11,7 @@ from cjm_ml.cli.demo import demo
 from cjm_ml.cli.explain import explain
 from cjm_ml.cli.features import features
 from cjm_ml.cli.map import journey_map
+from cjm_ml.cli.profile import profile
 from cjm_ml.cli.serve import keys_app, push, serve
 from cjm_ml.cli.simulate import simulate
 from cjm_ml.cli.train import train
@@ -35,6 +36,7 @@ def main(
 
 app.command()(simulate)
 app.command()(validate)
+app.command()(profile)
 app.command()(features)
 app.command()(train)
 app.command()(explain)

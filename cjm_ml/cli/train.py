@@ -88,6 +88,7 @@ def _train_one(
     progress: bool,
     settings: Settings,
 ) -> None:
+    from cjm_ml.cli.features import echo_feature_warnings
     from cjm_ml.features.pipeline import feature_table_params
     from cjm_ml.io import read_parquet_metadata
     from cjm_ml.training.run import by_kind, headline, train_task
@@ -101,6 +102,7 @@ def _train_one(
     truth_path = truth_dir / f"truth_{name}.parquet"
     truth = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:
+        echo_feature_warnings(table, name)
         report = train_task(
             table,
             name,

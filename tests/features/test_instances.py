@@ -77,15 +77,10 @@ def test_events_without_an_instance_get_a_clear_error() -> None:
 
 
 def test_bookings_without_schedule_are_refused() -> None:
-    ev = events(
-        [
-            {
-                "ts": at(0, "10:00"),
-                "event_type": "appointment_set",
-                "attributes": {"appointment_id": "a-1"},
-            }
-        ]
-    )
+    """Validation refuses such a booking; the feature code guards tables never validated."""
+    booked = {"appointment_id": "a-1", "scheduled_ts": at(1, "10:00")}
+    ev = events([{"ts": at(0, "10:00"), "event_type": "appointment_set", "attributes": booked}])
+    ev = ev.assign(attributes=pd.array(['{"appointment_id": "a-1"}'], dtype="string"))
     with pytest.raises(NoInstancesError, match="'appointment_id' and 'scheduled_ts'"):
         build_instances(ev, "no_show")
 

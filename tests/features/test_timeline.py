@@ -43,7 +43,8 @@ def _attribute_table(n: int) -> pd.DataFrame:
                 "ts": at(i / 24),
                 "event_type": "appointment_set",
                 "customer_id": f"c-{i % 3}",
-                "attributes": None,
+                # a valid booking to get through validation; the texts under test replace it
+                "attributes": {"appointment_id": f"a-{i}", "scheduled_ts": at(i / 24 + 1)},
                 "_text": text,
             }
         )
