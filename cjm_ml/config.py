@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     outbox_poll_s: float = Field(2.0, gt=0, description="How often the deliverer looks.")
     admin_key_hash: str | None = Field(
         None, description="sha256:<hex> of the operator key that may reload models."
+    )
+    pii_salt: SecretStr | None = Field(
+        None,
+        description="Secret salt for hashing emails, phones and names at ingest (CJM_PII_SALT); "
+        "keep it: another salt gives every customer new hashes.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -26,6 +26,13 @@ def simulate(
         typer.Option(help="What-if: ROOFTOP:SETTING[,SETTING] reset to the group standard."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    raw_exports: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the journeys as dealer systems export them (ADF, CRM, scheduler, "
+            "DMS, web, profiles) into this folder, with truth_identity.parquet."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a dealer group and write events.parquet, truth_<task>.parquet, rooftops.json."""
     from cjm_ml.simulation import SimulationConfig
@@ -33,12 +40,15 @@ def simulate(
     config = SimulationConfig(
         rooftops=rooftops, customers=customers, seed=seed, days=days, fixes=_parse_fixes(fix or [])
     )
-    simulate_to(config, out, progress=progress)
+    simulate_to(config, out, progress=progress, raw_exports=raw_exports)
 
 
-def simulate_to(config: SimulationConfig, out: Path, *, progress: bool = True) -> None:
-    """Simulate ``config`` into ``out`` and print the events written, the outcome rates by
-    rooftop and the planted deviations. Refuses a fix of an unknown rooftop or setting."""
+def simulate_to(
+    config: SimulationConfig, out: Path, *, progress: bool = True, raw_exports: Path | None = None
+) -> None:
+    """Simulate ``config`` into ``out`` (and its raw exports into ``raw_exports``) and print
+    the events written, the outcome rates by rooftop and the planted deviations. Refuses a fix
+    of an unknown rooftop or setting."""
     from cjm_ml.simulation import simulate as run_simulation
     from cjm_ml.simulation import write_simulation
     from cjm_ml.simulation.summary import outcome_rates
@@ -51,6 +61,11 @@ def simulate_to(config: SimulationConfig, out: Path, *, progress: bool = True) -
     paths = write_simulation(group, out)
     log.info("simulated %d customers in %.1f s", config.customers, time.perf_counter() - started)
     typer.echo(f"events: {len(group.events):,} rows -> {paths['events']}")
+    if raw_exports is not None:
+        from cjm_ml.simulation.exports import write_raw_exports
+
+        write_raw_exports(group, raw_exports)
+        typer.echo(f"raw exports -> {raw_exports}")
     typer.echo("outcome rates by rooftop:")
     typer.echo(outcome_rates(group.truth).to_string())
     for p in group.planted:

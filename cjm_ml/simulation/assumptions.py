@@ -344,6 +344,40 @@ class Engagement(_Section):
     reply_hours_mean: float = Field(gt=0, description="Exponential mean delay.")
 
 
+class Exports(_Section):
+    """The mess of the raw exports (``exports.py``): time zones, spellings, gaps, duplicates."""
+
+    time_zones: dict[int, str] = Field(
+        description="IANA time zone of a rooftop, by its UTC offset in hours."
+    )
+    duplicate_row_share: Probability = Field(
+        description="Rows written twice, exactly, in each export (and ADF documents re-sent)."
+    )
+    name_case_shares: tuple[Probability, Probability, Probability] = Field(
+        description="Names written as on the profile, in upper case, in lower case."
+    )
+    first_initial_share: Probability = Field(
+        description="First names written as an initial with a dot (``J.``)."
+    )
+    email_case_share: Probability = Field(description="Emails written in another letter case.")
+    phone_format_shares: tuple[Probability, Probability, Probability, Probability] = Field(
+        description="Phones as (NPA) NXX-XXXX, NPA-NXX-XXXX, +1 NPA NXX XXXX, NPANXXXXXX."
+    )
+    call_lead_email_share: Probability = Field(description="Phone-up leads with an email.")
+    chat_lead_phone_share: Probability = Field(description="Chat leads with a phone.")
+    users_per_rooftop: int = Field(ge=1, description="Staff per role who log CRM activities.")
+    lost_reasons: tuple[str, ...] = Field(
+        min_length=1, description="Lost reasons given to leads that led nowhere."
+    )
+    model_lines: tuple[str, ...] = Field(min_length=1, description="Vehicle model lines.")
+    inventory_used_share: Probability = Field(
+        description="Vehicles never delivered (inventory viewed, serviced) that are used."
+    )
+    used_age_years: IntRange = Field(description="Age of a used vehicle, in model years.")
+    miles_per_year: Range = Field(description="Mileage a used vehicle adds per year.")
+    warranty_years: int = Field(ge=0, description="Warranty end after the model year begins.")
+
+
 class Assumptions(_Section):
     """Everything the simulator's journey steps draw from, by step."""
 
@@ -358,6 +392,7 @@ class Assumptions(_Section):
     deliveries: Deliveries
     service: Service
     engagement: Engagement
+    exports: Exports
 
 
 def default_assumptions_path() -> Path:
