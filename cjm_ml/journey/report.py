@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
@@ -68,6 +68,7 @@ from cjm_ml.journey.analytics import (
     top_paths,
     transitions,
 )
+from cjm_ml.pages import page_templates
 from cjm_ml.params import TaskParams
 from cjm_ml.rules import GROUP, JourneyRules, better_than_group, worse_than_group
 
@@ -121,20 +122,7 @@ _SOURCE_SERIES: tuple[tuple[str, str, str], ...] = (
 @cache
 def _templates() -> Environment:
     """The page's Jinja2 templates (autoescaped; a missing variable is an error)."""
-    env = Environment(
-        loader=PackageLoader("cjm_ml.journey", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(
-        count=format_count,
-        percent=format_percent,
-        number=lambda x: f"{x:g}",
-        whole=lambda x: f"{x:.0f}",
-    )
-    return env
+    return page_templates("cjm_ml.journey", number=lambda x: f"{x:g}", whole=lambda x: f"{x:.0f}")
 
 
 def _render(template: str, **context: Any) -> Markup:

@@ -16,12 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 from markupsafe import Markup
 
 from cjm_ml.features.coverage import MOSTLY_MISSING, CoverageReport, warning_lines
-from cjm_ml.formatting import format_count, format_percent, task_label
+from cjm_ml.formatting import task_label
 from cjm_ml.io import atomic_path
+from cjm_ml.pages import page_templates
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,7 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-ser
 @cache
 def _templates() -> Environment:
     """The page's Jinja2 templates (autoescaped; a missing variable is an error)."""
-    env = Environment(
-        loader=PackageLoader("cjm_ml.profiling", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(count=format_count, percent=format_percent)
-    return env
+    return page_templates("cjm_ml.profiling")
 
 
 @cache
