@@ -10,6 +10,7 @@ import typer
 from cjm_ml.cli.demo import demo
 from cjm_ml.cli.explain import explain
 from cjm_ml.cli.features import features
+from cjm_ml.cli.ingest import ingest
 from cjm_ml.cli.map import journey_map
 from cjm_ml.cli.profile import profile
 from cjm_ml.cli.serve import keys_app, push, serve
@@ -36,6 +37,7 @@ def main(
 
 app.command()(simulate)
 app.command()(validate)
+app.command()(ingest)
 app.command()(profile)
 app.command()(features)
 app.command()(train)

@@ -15,8 +15,8 @@ from cjm_ml.cli.main import app
 def test_every_command_is_registered_in_order() -> None:
     group = get_command(app)
     assert list(group.commands) == [  # type: ignore[attr-defined]
-        "simulate", "validate", "profile", "features", "train", "explain", "map", "serve", "push",
-        "demo", "keys",
+        "simulate", "validate", "ingest", "profile", "features", "train", "explain", "map", "serve",
+        "push", "demo", "keys",
     ]  # fmt: skip
 
 

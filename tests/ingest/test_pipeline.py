@@ -1,0 +1,213 @@
+"""``ingest``: an export through its mapping -> canonical events, idempotent, nothing in clear."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cjm_ml.ingest.mapping import load_mapping, shipped_mapping
+from cjm_ml.ingest.pipeline import IngestError, ingest
+from cjm_ml.simulation import SimulationConfig, simulate
+from cjm_ml.simulation.exports import write_raw_exports
+
+SALT = "test-salt-0123456789"
+HEADER = (
+    "appointment_id,rooftop,department,lead_id,customer_number,first_name,last_name,phone,vin,"
+    "source,booked_via,created_at,scheduled_start,status,status_at,confirmation_sent,"
+    "confirmation_channel,confirmation_sent_at,rescheduled_from"
+)
+# New York in winter (UTC-5); Denver across the spring change: 02:30 on 9 March 2025 does not
+# exist and becomes 03:00 MDT (UTC-6); row 3 is row 2 rescheduled, the same DMS customer.
+ROWS = (
+    "7001,Northgate Toyota,sales,L1,,Zelda,Quixotely,(201) 555-0101,VIN1,facebook_ads,Phone,"
+    "2025-03-01 09:00:00,2025-03-03 10:30:00,shown,2025-03-03 10:40:00,Y,Text,"
+    "2025-03-01 09:05:00,",
+    "7002,Summit Ford,service,,100900,Yusuf,Wunderbaum,3035550102,VIN2,,Online,"
+    "2025-03-09 02:30:00,2025-03-10 08:00:00,rescheduled,2025-03-09 10:00:00,N,,,",
+    "7003,Summit Ford,service,,100900,Yusuf,Wunderbaum,3035550102,VIN2,,Online,"
+    "2025-03-09 10:00:00,2025-03-12 09:30:00,no-show,2025-03-12 10:00:00,Y,Email,"
+    "2025-03-11 08:00:00,7002",
+)
+
+
+def _scheduler_export(tmp_path: Path) -> Path:
+    path = tmp_path / "appointments.csv"
+    path.write_text("\n".join([HEADER, *ROWS]) + "\n")
+    return path
+
+
+def _row(
+    event_id: str, customer: str, rooftop: str, ts: str, event_type: str, **rest: object
+) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "dealer_group_id": "dg-01",
+        "rooftop_id": rooftop,
+        "customer_id": customer,
+        "ts": pd.Timestamp(ts),
+        "event_type": event_type,
+        "channel": rest.get("channel"),
+        "source": rest.get("source"),
+        "vehicle_id": rest.get("vehicle_id"),
+        "value": rest.get("value"),
+        "attributes": rest.get("attributes"),
+    }
+
+
+def _dataset(data_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(data_dir / "events")
+
+
+def test_three_scheduler_rows_become_exact_canonical_events(tmp_path: Path) -> None:
+    report = ingest(
+        shipped_mapping("scheduler_appointments"),
+        [_scheduler_export(tmp_path)],
+        data_dir=tmp_path / "data",
+        salt=SALT,
+    )
+    assert (report.rows_read, report.events_written, report.new_customers) == (3, 7, 2)
+    assert (report.nonexistent_times, report.ambiguous_times, report.refused_rows) == (1, 0, 0)
+    a1, a3 = '{"appointment_id": "7001"}', '{"appointment_id": "7003"}'
+    expected = [
+        _row("scheduler:7001:booking", "cu-00000001", "rt-01", "2025-03-01T14:00Z",
+             "appointment_set", channel="phone", source="facebook_ads", vehicle_id="VIN1",
+             value=49.5,
+             attributes='{"appointment_id": "7001", "scheduled_ts": "2025-03-03T15:30:00Z"}'),
+        _row("scheduler:7001:confirmation", "cu-00000001", "rt-01", "2025-03-01T14:05Z",
+             "appointment_confirmation_sent", channel="sms", attributes=a1),
+        _row("scheduler:7001:outcome", "cu-00000001", "rt-01", "2025-03-03T15:40Z",
+             "appointment_showed", channel="in_person", attributes=a1),
+        _row("scheduler:7002:booking", "cu-00000002", "rt-04", "2025-03-09T09:00Z",
+             "service_appointment_set", channel="web", vehicle_id="VIN2", value=29.0,
+             attributes='{"appointment_id": "7002", "scheduled_ts": "2025-03-10T14:00:00Z"}'),
+        _row("scheduler:7003:reschedule", "cu-00000002", "rt-04", "2025-03-09T16:00Z",
+             "appointment_rescheduled", channel="web", vehicle_id="VIN2", value=71.5,
+             attributes='{"appointment_id": "7003", "scheduled_ts": "2025-03-12T15:30:00Z",'
+             ' "rescheduled_from": "7002"}'),
+        _row("scheduler:7003:confirmation", "cu-00000002", "rt-04", "2025-03-11T14:00Z",
+             "appointment_confirmation_sent", channel="email", attributes=a3),
+        _row("scheduler:7003:outcome", "cu-00000002", "rt-04", "2025-03-12T16:00Z",
+             "appointment_no_show", attributes=a3),
+    ]  # fmt: skip
+    got = _dataset(tmp_path / "data").astype(object).where(lambda f: f.notna(), None)
+    assert got.to_dict("records") == expected
+
+
+def test_loading_the_same_export_twice_adds_nothing(tmp_path: Path) -> None:
+    mapping, export = shipped_mapping("scheduler_appointments"), _scheduler_export(tmp_path)
+    first = ingest(mapping, [export], data_dir=tmp_path / "data", salt=SALT)
+    files = sorted((tmp_path / "data" / "events").iterdir())
+    again = ingest(mapping, [export], data_dir=tmp_path / "data", salt=SALT)
+    assert (first.events_written, first.duplicates_skipped) == (7, 0)
+    assert (again.events_written, again.duplicates_skipped, again.new_customers) == (0, 7, 0)
+    assert again.path is None
+    assert sorted((tmp_path / "data" / "events").iterdir()) == files
+
+
+NEW_SHAPE = """
+source = "scheduler"
+dealer_group_id = "dg-07"
+row_key = ["Termin"]
+
+[rooftops.values]
+"Autohaus Mitte" = { rooftop_id = "rt-berlin", time_zone = "Europe/Berlin" }
+
+[times]
+Angelegt = "%d.%m.%Y %H:%M"
+Beginn = "%d.%m.%Y %H:%M"
+Erledigt = "%d.%m.%Y %H:%M"
+
+[columns]
+rooftop = "Filiale"
+appointment_id = "Termin"
+
+[events.booking]
+event_type = "service_appointment_set"
+channel = "phone"
+columns = { ts = "Angelegt", scheduled_ts = "Beginn" }
+
+[events.outcome]
+[events.outcome.event_types]
+column = "Status"
+values = { Erschienen = "appointment_showed", Versaeumt = "appointment_no_show" }
+skip = ["Offen"]
+[events.outcome.columns]
+ts = "Erledigt"
+
+[identity]
+email = "Mail"
+"""
+
+
+def test_a_new_source_shape_needs_only_a_mapping_file(tmp_path: Path) -> None:
+    mapping_file = tmp_path / "werkstatt.toml"
+    mapping_file.write_text(NEW_SHAPE)
+    export = tmp_path / "termine.csv"
+    export.write_text(
+        "Termin,Filiale,Mail,Angelegt,Beginn,Status,Erledigt\n"
+        "T-1,Autohaus Mitte,kunde.eins@example.test,02.07.2025 08:00,04.07.2025 09:30,"
+        "Erschienen,04.07.2025 09:45\n"
+        "T-2,Autohaus Mitte,Kunde.Eins@Example.test,10.01.2025 12:00,11.01.2025 12:00,Offen,\n"
+    )
+    report = ingest(load_mapping(mapping_file), [export], data_dir=tmp_path / "d", salt=SALT)
+    assert (report.events_written, report.new_customers) == (3, 1)
+    got = _dataset(tmp_path / "d").sort_values("ts")
+    assert got["event_id"].tolist() == ["scheduler:T-2:booking", "scheduler:T-1:booking",
+                                        "scheduler:T-1:outcome"]  # fmt: skip
+    assert got["ts"].dt.strftime("%Y-%m-%dT%H:%M").tolist() == [
+        "2025-01-10T11:00",  # CET, UTC+1
+        "2025-07-02T06:00",  # CEST, UTC+2
+        "2025-07-04T07:45",
+    ]
+    assert got["value"].tolist()[:2] == [24.0, 49.5]
+    assert set(got["customer_id"]) == {"cu-00000001"}  # one email, two spellings
+
+
+def test_an_unmapped_word_is_refused_naming_file_row_and_column(tmp_path: Path) -> None:
+    export = _scheduler_export(tmp_path)
+    export.write_text(export.read_text().replace("no-show", "vanished"))
+    with pytest.raises(IngestError) as e:
+        ingest(shipped_mapping("scheduler_appointments"), [export], data_dir=tmp_path, salt=SALT)
+    assert str(e.value).startswith("appointments.csv row 3: column 'status': a word")
+    assert not (tmp_path / "events").exists()
+    assert not (tmp_path / "identity").exists()
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    group = simulate(SimulationConfig(rooftops=6, customers=300, seed=5))
+    raw = write_raw_exports(group, tmp_path_factory.mktemp("raw") / "raw")["rooftops"].parent
+    return group.events, raw
+
+
+def test_the_simulators_exports_match_its_canonical_counts_with_nothing_in_clear(
+    simulated: tuple[pd.DataFrame, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    canonical, raw = simulated
+    data_dir = tmp_path / "data"
+    caplog.set_level(logging.DEBUG)
+    for name in ("scheduler_appointments", "dms_repair_orders"):
+        report = ingest(shipped_mapping(name), [raw / f"{name}.csv"], data_dir=data_dir, salt=SALT)
+        assert report.refused_rows == 0
+    events = _dataset(data_dir)
+    types = events["event_type"].astype(str).unique()
+    count = ["rooftop_id", "event_type"]
+    want = canonical[canonical["event_type"].isin(types)].groupby(count, observed=True).size()
+    assert events.groupby(count, observed=True).size().sort_index().equals(want.sort_index())
+    assert {"appointment_showed", "appointment_no_show", "repair_order_closed"} <= set(types)
+
+    contacts = pd.read_csv(raw / "scheduler_appointments.csv", dtype=str)
+    fake = {
+        v
+        for column in ("first_name", "last_name", "phone")
+        for v in contacts[column].dropna()
+        if len(v) >= 4
+    }
+    digits = {"".join(c for c in v if c.isdigit()) for v in contacts["phone"].dropna()}
+    written = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
+    for value in fake | digits:
+        assert value.encode() not in written
+        assert value not in caplog.text
