@@ -463,9 +463,10 @@ def load_mapping(path: Path | str) -> Mapping:
 
 
 def shipped_mapping(name: str) -> Mapping:
-    """The example mapping shipped as ``data/mappings/<name>.toml`` (the simulator's raw
-    exports: ``scheduler_appointments``, ``dms_repair_orders``); raises MappingError naming
-    an unknown one and the shipped names."""
+    """The example mapping shipped as ``data/mappings/<name>.toml`` (one per raw export of the
+    simulator: ``adf_leads``, ``crm_leads``, ``crm_activities``, ``scheduler_appointments``,
+    ``dms_deals``, ``dms_repair_orders``, ``web_events``, ``customers``); raises MappingError
+    naming an unknown one and the shipped names."""
     folder = resources.files("cjm_ml").joinpath("data/mappings")
     shipped = sorted(
         f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml")

@@ -111,7 +111,8 @@ def test_an_unknown_shipped_mapping_is_refused_with_the_shipped_names() -> None:
     with pytest.raises(MappingError) as e:
         shipped_mapping("dms_deal")
     assert str(e.value) == (
-        "no shipped mapping 'dms_deal' (shipped: dms_repair_orders, scheduler_appointments)"
+        "no shipped mapping 'dms_deal' (shipped: adf_leads, crm_activities, crm_leads, customers, "
+        "dms_deals, dms_repair_orders, scheduler_appointments, web_events)"
     )
 
 
