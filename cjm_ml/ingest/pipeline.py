@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import SecretStr
 
 from cjm_ml.config import Settings
@@ -367,14 +370,22 @@ def _has_key(batch: pd.DataFrame) -> pd.Series:
     return keys.notna().any(axis=1)
 
 
-def _known_event_ids(data_dir: Path) -> set[str]:
-    folder = data_dir / "events"
-    if not folder.is_dir():
-        return set()
-    ids: set[str] = set()
-    for path in sorted(folder.glob("*.parquet")):
-        ids.update(pd.read_parquet(path, columns=["event_id"])["event_id"].astype(str))
-    return ids
+def _known_event_ids(data_dir: Path, source: str) -> pa.Array:
+    """The event ids earlier loads of this source wrote (an id starts with its source, so no
+    other source's files can hold it), as one Arrow string array."""
+    paths = sorted((data_dir / "events").glob(f"{source}-*.parquet"))
+    columns = [pq.read_table(p, columns=["event_id"]).column("event_id") for p in paths]
+    if not columns:
+        return pa.array([], type=pa.string())
+    return pa.chunked_array(columns).combine_chunks().cast(pa.string())
+
+
+def _already_written(event_ids: pd.Series, known: pa.Array) -> np.ndarray:
+    """Whether each id is among ``known`` (Arrow's hash lookup: no Python objects per id)."""
+    if not len(known):
+        return np.zeros(len(event_ids), dtype=bool)
+    found = pc.is_in(pa.array(event_ids.astype(str), type=pa.string()), value_set=known)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _validated(events: pd.DataFrame, frame: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
@@ -447,9 +458,11 @@ def ingest(mapping: Mapping, inputs: Sequence[Path], *, data_dir: Path, salt: st
             ", ".join(f"{f} row {r}" for f, r in rows.itertuples(index=False)),
         )
         events = events[~keyless.to_numpy()[events["row"]]]
-    known = _known_event_ids(data_dir)
-    duplicate = events["event_id"].duplicated() | events["event_id"].isin(known)
-    fresh = events[~duplicate.to_numpy()].reset_index(drop=True)
+    known = _known_event_ids(data_dir, mapping.source)
+    duplicate = events["event_id"].duplicated().to_numpy() | _already_written(
+        events["event_id"], known
+    )
+    fresh = events[~duplicate].reset_index(drop=True)
     written, new_customers, merged, path = 0, 0, 0, None
     if len(fresh):
         typed = _validated(fresh, frame, mapping)
