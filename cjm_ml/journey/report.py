@@ -22,7 +22,6 @@ import logging
 import textwrap
 from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ from cjm_ml.journey.analytics import (
     top_paths,
     transitions,
 )
-from cjm_ml.pages import page_templates
+from cjm_ml.pages import page_css, page_templates
 from cjm_ml.params import TaskParams
 from cjm_ml.rules import GROUP, JourneyRules, better_than_group, worse_than_group
 
@@ -128,12 +127,6 @@ def _templates() -> Environment:
 def _render(template: str, **context: Any) -> Markup:
     """One template, rendered with ``context`` (already-safe HTML stays as it is)."""
     return Markup(_templates().get_template(template).render(**context))
-
-
-@cache
-def _css() -> Markup:
-    """The page's CSS (``static/journey.css``)."""
-    return Markup(resources.files("cjm_ml.journey").joinpath("static/journey.css").read_text())
 
 
 def _wrap(text: str, width: int) -> str:
@@ -676,7 +669,7 @@ def build_report(
             title=title,
             subtitle=_subtitle(tl),
             font=Markup(FONT),
-            css=_css(),
+            css=page_css("cjm_ml.journey", "journey.css"),
             plotly_js=Markup(get_plotlyjs()),
             nav=SECTIONS,
             sections=sections,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from markupsafe import Markup
 from cjm_ml.features.coverage import MOSTLY_MISSING, CoverageReport, warning_lines
 from cjm_ml.formatting import task_label
 from cjm_ml.io import atomic_path
-from cjm_ml.pages import page_templates
+from cjm_ml.pages import page_css, page_templates
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,6 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-ser
 def _templates() -> Environment:
     """The page's Jinja2 templates (autoescaped; a missing variable is an error)."""
     return page_templates("cjm_ml.profiling")
-
-
-@cache
-def _css() -> Markup:
-    """The page's CSS (``static/profile.css``)."""
-    return Markup(resources.files("cjm_ml.profiling").joinpath("static/profile.css").read_text())
 
 
 def _tasks(report: CoverageReport) -> list[dict[str, Any]]:
@@ -91,7 +84,7 @@ def build_page(report: CoverageReport, source: str, title: str = "Data coverage"
             months=_months(report),
             mostly_missing=MOSTLY_MISSING,
             font=Markup(FONT),
-            css=_css(),
+            css=page_css("cjm_ml.profiling", "profile.css"),
             nav=SECTIONS,
         )
     )
