@@ -866,7 +866,14 @@ def sort_events(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_raw_events(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet events file as it is, without typing (strings stay strings)."""
+    """Read a CSV or Parquet events file, or a folder of Parquet files (``cjm ingest``'s
+    ``<data>/events/``, one file per load, read in name order), as it is, without typing
+    (strings stay strings)."""
+    if path.is_dir():
+        parts = sorted(path.glob("*.parquet"))
+        if not parts:
+            raise ValueError(f"{path}: a folder without Parquet files of events")
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return pd.read_parquet(path)
@@ -876,7 +883,8 @@ def read_raw_events(path: Path) -> pd.DataFrame:
 
 
 def load_events(path: Path) -> pd.DataFrame:
-    """Read and validate a whole events file (CSV or Parquet) into the typed canonical table.
+    """Read and validate a whole events file (CSV or Parquet, or a folder of Parquet files)
+    into the typed canonical table.
 
     Raises ``EventValidationError`` listing every violation (file, row, column, value, rule;
     outcomes must name a booking of the same customer in the file), or ``FileNotFoundError`` /

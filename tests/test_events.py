@@ -122,6 +122,20 @@ def test_clean_csv_loads_typed_utc_and_sorted(tmp_path: Path) -> None:
     assert pd.isna(events["attributes"].iloc[0])
 
 
+def test_a_folder_of_parquet_loads_is_one_events_table(tmp_path: Path) -> None:
+    later = {**GOOD_ROW, "event_id": "e-2", "ts": "2025-03-02T09:00:00+00:00"}
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pd.DataFrame([later]).to_parquet(folder / "b-load.parquet")
+    pd.DataFrame([GOOD_ROW]).to_parquet(folder / "a-load.parquet")
+    (folder / "notes.txt").write_text("not events")
+    assert load_events(folder)["event_id"].tolist() == ["e-1", "e-2"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="a folder without Parquet files of events"):
+        load_events(empty)
+
+
 @pytest.mark.parametrize(
     ("override", "row", "column", "rule", "value"),
     [

@@ -12,6 +12,7 @@ from cjm_ml.events import load_events
 from cjm_ml.params import TASKS, Task
 
 TASK_HELP = "lead_leakage, no_show or service_defection."
+EVENTS_HELP = "Events: a .csv or .parquet file, or a folder of .parquet files (cjm ingest's)."
 
 
 def task_or_fail(task: str) -> Task:

@@ -9,6 +9,7 @@ import typer
 
 from cjm_ml.cli.common import load_or_exit
 from cjm_ml.cli.features import write_feature_tables
+from cjm_ml.cli.ingest import ingest_to
 from cjm_ml.cli.map import write_journey_map
 from cjm_ml.cli.serve import load_store, serve_or_exit
 from cjm_ml.cli.simulate import simulate_to
@@ -23,12 +24,14 @@ def demo(
         bool, typer.Option(help="End by starting the API on 127.0.0.1 with the demo loaded.")
     ] = True,
 ) -> None:
-    """The main job on embedded defaults: simulate the demo group, validate it, build the
-    three feature tables, and train, register and export the three models."""
+    """The main job on embedded defaults: simulate the demo group as its dealer systems'
+    exports, ingest them, validate, build the three feature tables, check them against the
+    simulator, train, register and export the three models, explain, map and serve."""
     from cjm_ml.evaluation.demo import DemoStages, run_demo
 
     stages = DemoStages(
-        simulate=lambda config, folder: simulate_to(config, folder),
+        simulate=lambda config, folder, raw: simulate_to(config, folder, raw_exports=raw),
+        ingest=ingest_to,
         load_events=load_or_exit,
         write_feature_tables=write_feature_tables,
         train=lambda tasks, features, settings: train_tasks(

@@ -9,14 +9,14 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from cjm_ml.cli.common import TASK_HELP, load_or_exit, task_or_fail
+from cjm_ml.cli.common import EVENTS_HELP, TASK_HELP, load_or_exit, task_or_fail
 from cjm_ml.io import write_parquet_atomic
 from cjm_ml.params import Task
 
 
 def features(
     task: Annotated[str, typer.Option(help=TASK_HELP)],
-    events: Annotated[Path, typer.Option(help="Events file (.csv or .parquet).")],
+    events: Annotated[Path, typer.Option(help=EVENTS_HELP)],
     out: Annotated[Path, typer.Option(help="Feature table to write (Parquet).")],
     as_of: Annotated[
         str | None, typer.Option(help="Extraction time (ISO 8601 UTC); default: the last event.")

@@ -10,11 +10,11 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from cjm_ml.cli.common import load_or_exit
+from cjm_ml.cli.common import EVENTS_HELP, load_or_exit
 
 
 def journey_map(
-    events: Annotated[Path, typer.Option(help="Events file (.csv or .parquet).")],
+    events: Annotated[Path, typer.Option(help=EVENTS_HELP)],
     out: Annotated[Path, typer.Option(help="The HTML report to write.")],
     rooftops: Annotated[
         Path | None,

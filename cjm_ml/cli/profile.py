@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import pandas as pd
 import typer
 
-from cjm_ml.cli.common import load_or_exit
+from cjm_ml.cli.common import EVENTS_HELP, load_or_exit
 
 if TYPE_CHECKING:
     from cjm_ml.features.coverage import CoverageReport
 
 
 def profile(
-    events: Annotated[Path, typer.Argument(help="Events file (.csv or .parquet).")],
+    events: Annotated[Path, typer.Argument(help=EVENTS_HELP)],
     out: Annotated[
         Path | None, typer.Option(help="Also write the report as one HTML page here.")
     ] = None,

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from cjm_ml.cli.common import EVENTS_HELP
 from cjm_ml.events import EventValidationError, load_events
 from cjm_ml.io import write_parquet_atomic
 
 
 def validate(
-    path: Annotated[Path, typer.Argument(help="Events file, .csv or .parquet.")],
+    path: Annotated[Path, typer.Argument(help=EVENTS_HELP)],
     out: Annotated[
         Path | None, typer.Option(help="Write the typed, clean table here (Parquet) if valid.")
     ] = None,

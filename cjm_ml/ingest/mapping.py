@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -57,6 +57,20 @@ SourceKind = Literal[
     "customers",
     "vehicles",
 ]
+#: The shipped mapping of each source kind that has one (``data/mappings/<name>.toml``) and the
+#: export of ``cjm simulate --raw-exports`` it reads (a file, or the ADF folder), in the order
+#: a whole folder of exports is best loaded: profiles first, web hits last (a visitor becomes
+#: known through a lead that carries the visitor id).
+SHIPPED_MAPPINGS: dict[str, tuple[str, str]] = {
+    "customers": ("customers", "customers.csv"),
+    "adf": ("adf_leads", "adf"),
+    "crm_leads": ("crm_leads", "crm_leads.csv"),
+    "crm_activities": ("crm_activities", "crm_activities.csv"),
+    "scheduler": ("scheduler_appointments", "scheduler_appointments.csv"),
+    "dms_deals": ("dms_deals", "dms_deals.csv"),
+    "dms_repair_orders": ("dms_repair_orders", "dms_repair_orders.csv"),
+    "web": ("web_events", "web_events.csv"),
+}
 #: The format word for ISO 8601 times (any strftime pattern is the other choice).
 ISO = "ISO"
 #: Canonical fields read as times: their columns must be declared in ``[times]``.
@@ -475,6 +489,25 @@ def shipped_mapping(name: str) -> Mapping:
         raise MappingError(f"no shipped mapping {name!r} (shipped: {', '.join(shipped)})")
     with resources.as_file(folder.joinpath(f"{name}.toml")) as path:
         return load_mapping(path)
+
+
+def mapping_for(source: str | None, path: Path | None) -> Mapping:
+    """The mapping of ``cjm ingest``: the file at ``path``, or the shipped mapping of the
+    ``source`` kind; with both, the file must map that kind. Raises MappingError naming an
+    unknown kind, a kind without a shipped mapping, a mismatch, or neither given."""
+    if path is None and source is None:
+        raise MappingError("give the export's mapping (--mapping FILE) or its kind (--source)")
+    if source is not None and source not in get_args(SourceKind):
+        kinds = ", ".join(get_args(SourceKind))
+        raise MappingError(f"unknown source kind {source!r}; expected one of {kinds}")
+    if path is None:
+        if source not in SHIPPED_MAPPINGS:
+            raise MappingError(f"no shipped mapping for {source!r} exports; give --mapping FILE")
+        return shipped_mapping(SHIPPED_MAPPINGS[source][0])
+    mapping = load_mapping(path)
+    if source is not None and mapping.source != source:
+        raise MappingError(f"{path.name}: maps {mapping.source!r} exports, not {source!r}")
+    return mapping
 
 
 def check_columns(mapping: Mapping, columns: Iterable[str], *, export: str) -> None:

@@ -1,6 +1,8 @@
-"""The small simulated group on disk as ``cjm demo`` leaves it."""
+"""The small simulated group on disk: as ``cjm demo`` leaves it, and as its raw exports."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from cjm_ml.config import Settings
 from cjm_ml.params import TASKS, Task
 from cjm_ml.simulation import SimulatedGroup, write_simulation
+from cjm_ml.simulation.exports import write_raw_exports
 from cjm_ml.training.model import RiskModel
 
 
@@ -28,3 +31,12 @@ def on_disk(
         tables[task].to_parquet(demo / "features" / f"{task}.parquet")
         models[task].save(root / "models" / task)
     return Settings(data_dir=root / "data", models_dir=root / "models")
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory: pytest.TempPathFactory, small_group: SimulatedGroup) -> Path:
+    """The small group as ``cjm simulate --raw-exports`` writes it: ``simulator/``, ``exports/``."""
+    root = tmp_path_factory.mktemp("written")
+    write_simulation(small_group, root / "simulator")
+    write_raw_exports(small_group, root / "exports")
+    return root
