@@ -211,3 +211,36 @@ def test_the_simulators_exports_match_its_canonical_counts_with_nothing_in_clear
     for value in fake | digits:
         assert value.encode() not in written
         assert value not in caplog.text
+
+
+README_EXPORT = """Appt No,Store,Dept,Booked Via,Booked,Start,Result,Closed,Conf Sent,Conf Time,First,Last,Phone,Email,Cust No,VIN,Lead ID
+A1,Summit Ford,Service,Phone,03/02/2026 10:00,03/05/2026 09:00,Kept,2026-03-05T16:10:00,Y,03/03/2026 12:00,Ann,Lee,303-555-0100,ann@example.com,C1,,
+A2,Lakeside Honda,Sales,Web,03/02/2026 11:00,03/04/2026 15:00,Open,,N,,Bo,Ray,,bo@example.com,,,L9
+"""  # noqa: E501
+
+
+def test_the_readmes_example_mapping_ingests_its_export(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("**Writing a mapping.**")[1].split("```toml\n")[1].split("```")[0]
+    (tmp_path / "example.toml").write_text(example)
+    export = tmp_path / "appointments.csv"
+    export.write_text(README_EXPORT)
+    report = ingest(load_mapping(tmp_path / "example.toml"), [export], data_dir=tmp_path, salt=SALT)
+    assert (report.events_written, report.new_customers) == (4, 2)
+    got = _dataset(tmp_path).sort_values("ts")
+    assert got["event_id"].tolist() == [
+        "scheduler:A1:booking", "scheduler:A2:booking", "scheduler:A1:confirmation",
+        "scheduler:A1:outcome",
+    ]  # fmt: skip
+    assert got["event_type"].astype(str).tolist() == [
+        "service_appointment_set", "appointment_set", "appointment_confirmation_sent",
+        "appointment_showed",
+    ]  # fmt: skip
+    assert got["ts"].dt.strftime("%Y-%m-%dT%H:%M").tolist() == [
+        "2026-03-02T17:00",  # Denver, MST (UTC-7)
+        "2026-03-02T17:00",  # the default zone, Chicago, CST (UTC-6)
+        "2026-03-03T19:00",
+        "2026-03-05T16:10",  # given in UTC
+    ]
+    assert got["rooftop_id"].astype(str).tolist() == ["rt-04", "rt-02", "rt-04", "rt-04"]
+    assert got["value"].tolist()[:2] == [71.0, 52.0]  # hours from booking to start
