@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -32,7 +32,7 @@ from scipy.special import expit
 
 from cjm_ml.io import atomic_dir
 from cjm_ml.params import MODEL_NAMES, Task, TaskParams
-from cjm_ml.registry import features_for
+from cjm_ml.registry import feature_spec, features_for
 
 #: Version of the bundle layout written by ``ModelArtifact.save`` (4: norms per dealer group).
 BUNDLE_FORMAT = 4
@@ -52,10 +52,33 @@ class BundleError(ValueError):
     """A model bundle that cannot be served: missing, damaged, or for another code version."""
 
 
+def model_features(task: Task, features: Sequence[str] | None = None) -> list[str]:
+    """The features a model of ``task`` reads, in order: ``features`` (a subset of the task's
+    registered features: training drops the constant ones), or every registered feature.
+    Raises ``ValueError`` for an empty list, a repeated name, or a name the task's registry
+    does not have (naming them)."""
+    registered = [f.name for f in features_for(task)]
+    if features is None:
+        return registered
+    names = [str(name) for name in features]
+    unknown = [name for name in names if name not in registered]
+    if unknown:
+        raise ValueError(f"{task}: unknown features {unknown}")
+    if not names:
+        raise ValueError(f"{task}: a model needs at least one feature")
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"{task}: repeated features {sorted(n for n in set(names) if names.count(n) > 1)}"
+        )
+    return names
+
+
 class ModelArtifact:
     """A fitted risk model for one task, as serving sees it (see the module docstring).
 
-    Learned attributes end in ``_``: ``booster_``, ``categories_`` (feature -> learned levels,
+    ``features`` are the features it reads, in its input's column order: the task's registered
+    features, or the subset training fitted on (it drops the constant ones). Learned attributes
+    end in ``_``: ``booster_``, ``categories_`` (feature -> learned levels,
     sorted), ``calibration_`` (Platt slope, intercept), ``bands_`` (risk thresholds of
     "medium" and "high"), ``norms_`` (dealer group id -> feature -> the group's comparison
     value, and ``POOLED_NORMS`` -> the values across groups; read them with ``norms_for``),
@@ -73,11 +96,12 @@ class ModelArtifact:
         *,
         hyperparameters: Mapping[str, Any] | None = None,
         task_params: TaskParams | None = None,
+        features: Sequence[str] | None = None,
     ) -> None:
         self.task = task
         self.task_params = task_params or TaskParams()
         self.hyperparameters: dict[str, Any] = dict(hyperparameters or {})
-        self.features: list[str] = [f.name for f in features_for(task)]
+        self.features: list[str] = model_features(task, features)
         self.norms_: dict[str, dict[str, float]] = {}
         self.metadata_: dict[str, Any] = {}
 
@@ -214,7 +238,7 @@ class ModelArtifact:
             "format": BUNDLE_FORMAT,
             "task": self.task,
             "task_params": self.task_params.model_dump(mode="json"),
-            "features": [asdict(f) for f in features_for(self.task)],
+            "features": [asdict(feature_spec(name)) for name in self.features],
             "categories": self.categories_,
             "calibration": {"slope": self.calibration_[0], "intercept": self.calibration_[1]},
             "bands": self.bands_,
@@ -233,23 +257,27 @@ class ModelArtifact:
     def load(cls, folder: Path) -> ModelArtifact:
         """Load and validate a bundle written by ``save``. Raises ``BundleError`` (saying
         which file and why) for a missing or damaged bundle, another bundle format, features
-        that differ from this version's registry, or a booster that does not match them."""
+        this version's registry does not have for the task (a subset is fine: training drops
+        constant features), or a booster that does not match them."""
         folder = Path(folder)
         spec = _read_spec(folder)
         artifact = cls.__new__(cls)
         try:
+            stored = [f["name"] for f in spec["features"]]
+            try:
+                features = model_features(spec["task"], stored)
+            except ValueError as exc:
+                raise BundleError(
+                    f"{folder}: the bundle's features do not fit this version's registry "
+                    f"({exc}); retrain the model"
+                ) from exc
             ModelArtifact.__init__(
                 artifact,
                 spec["task"],
                 hyperparameters=spec["hyperparameters"],
                 task_params=TaskParams.model_validate(spec["task_params"]),
+                features=features,
             )
-            stored = [f["name"] for f in spec["features"]]
-            if stored != artifact.features:
-                raise BundleError(
-                    f"{folder}: the bundle's features differ from this version's registry "
-                    f"({sorted(set(stored) ^ set(artifact.features))}); retrain the model"
-                )
             artifact.categories_ = {k: [str(v) for v in vs] for k, vs in spec["categories"].items()}
             calibration = spec["calibration"]
             artifact.calibration_ = (float(calibration["slope"]), float(calibration["intercept"]))

@@ -31,6 +31,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "vehicle_id",
     "value",
     "attributes",
+    "recorded_ts",
 )
 #: Columns that must be present and non-empty on every row.
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -42,8 +43,19 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "event_type",
 )
 #: Columns that may be absent from a file; they are added empty.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("channel", "source", "vehicle_id", "value", "attributes")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "channel",
+    "source",
+    "vehicle_id",
+    "value",
+    "attributes",
+    "recorded_ts",
+)
 TS_DTYPE = "datetime64[us, UTC]"
+#: When the source system recorded an event (``ts`` is when it happened): a CRM writes a
+#: no-show, a lost lead or a closed repair order after the fact. Missing means "recorded when
+#: it happened"; it is never before ``ts``. Features see an event only once it is recorded.
+RECORDED_TS = "recorded_ts"
 #: How many violations a report lists row by row before it counts the rest.
 MAX_REPORTED_VIOLATIONS = 200
 #: From this many violations a report starts with a summary by rule and value.
@@ -65,8 +77,9 @@ class Stage:
 
 
 #: How an attribute is read: ``id`` a JSON string or integer (read as a string), ``start`` an
-#: ISO 8601 time with its zone, not before the event itself (the catalogue says so too).
-AttributeKind = Literal["id", "start"]
+#: ISO 8601 time with its zone, not before the event itself, ``word`` one of the rule's
+#: ``values`` (the catalogue says so too).
+AttributeKind = Literal["id", "start", "word"]
 #: An id's part in the booking chain: ``books`` (the event books an appointment under it) or
 #: ``refers`` (it names a booking of the same customer in the same file).
 BookingRole = Literal["books", "refers"]
@@ -80,6 +93,7 @@ class AttributeRule:
     kind: AttributeKind
     required: bool = False
     booking: BookingRole | None = None
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,7 +201,7 @@ def _attribute_rules(
     rules = []
     for key, spec in given.items():
         where = f"event type {event_type!r}, attribute {key!r}"
-        unknown = set(spec) - {"kind", "required", "booking"}
+        unknown = set(spec) - {"kind", "required", "booking", "values"}
         if unknown:
             raise ValueError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
         if spec.get("kind") not in raw["attribute_kinds"]:
@@ -195,9 +209,16 @@ def _attribute_rules(
         booking = spec.get("booking")
         if booking is not None and booking not in raw["booking_roles"]:
             raise ValueError(f"{where}: unknown booking role {booking!r}")
+        values = tuple(spec.get("values", ()))
+        if (spec["kind"] == "word") != bool(values):
+            raise ValueError(f"{where}: a word attribute, and only one, lists its values")
         rules.append(
             AttributeRule(
-                key=key, kind=spec["kind"], required=bool(spec.get("required")), booking=booking
+                key=key,
+                kind=spec["kind"],
+                required=bool(spec.get("required")),
+                booking=booking,
+                values=values,
             )
         )
     return tuple(rules)
@@ -223,6 +244,7 @@ def _event_dtypes() -> dict[str, Any]:
         "vehicle_id": "string",
         "value": "float64",
         "attributes": "string",
+        "recorded_ts": TS_DTYPE,
     }
 
 
@@ -358,21 +380,32 @@ def _flag(s: pd.Series) -> np.ndarray:
     return s.fillna(False).to_numpy(dtype=bool)
 
 
-def _parse_ts(raw: pd.Series, file: str) -> tuple[pd.Series, list[Violation]]:
-    """Parse timestamps to UTC; naive and unparsable values are violations."""
+def _parse_ts(raw: pd.Series, file: str, column: str = "ts") -> tuple[pd.Series, list[Violation]]:
+    """Parse the timestamps of ``column`` to UTC; naive and unparsable values are violations
+    (rules ``<column>_timezone`` and ``<column>_parsable``)."""
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC").astype(TS_DTYPE), []
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         naive_ts = _violations(
-            file, _where(raw.notna()), "ts", raw.astype("string"), "ts_timezone", _NAIVE_TS
-        )
+            file, _where(raw.notna()), column, raw.astype("string"), f"{column}_timezone",
+            _NAIVE_TS,
+        )  # fmt: skip
         return pd.Series(pd.NaT, index=raw.index, dtype=TS_DTYPE), naive_ts
     parsed, naive, unparsable = _parse_iso(raw.astype("string"))
     violations = [
-        *_violations(file, _where(naive), "ts", raw, "ts_timezone", _NAIVE_TS),
-        *_violations(file, _where(unparsable), "ts", raw, "ts_parsable", _NOT_ISO),
+        *_violations(file, _where(naive), column, raw, f"{column}_timezone", _NAIVE_TS),
+        *_violations(file, _where(unparsable), column, raw, f"{column}_parsable", _NOT_ISO),
     ]
     return parsed, violations
+
+
+def _parse_recorded(table: pd.DataFrame, file: str) -> tuple[pd.Series | None, list[Violation]]:
+    """``recorded_ts`` parsed like ``ts`` (NaT where not given), or ``None`` for a file without
+    the column or with it empty throughout (no parsing, no check, a null column typed)."""
+    raw = table.get(RECORDED_TS)
+    if raw is None or (not isinstance(raw.dtype, pd.DatetimeTZDtype) and not raw.notna().any()):
+        return None, []
+    return _parse_ts(raw, file, RECORDED_TS)
 
 
 def _parse_iso(text: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -543,6 +576,8 @@ class _RawEvents:
     event_id: pd.Series  # as strings
     ts: pd.Series  # UTC; NaT where missing or not valid
     ts_violations: list[Violation]
+    recorded_ts: pd.Series | None  # UTC; NaT where not given or not valid; None: on no row
+    recorded_violations: list[Violation]
     event_type: pd.Series  # stripped strings
     event_type_code: np.ndarray  # position in the catalogue, -1 where unknown
     channel: pd.Series  # stripped strings, <NA> where blank
@@ -554,9 +589,10 @@ def _read_raw(raw: pd.DataFrame, file: str) -> _RawEvents:
     """The raw table with its optional columns added and its shared columns normalised."""
     table = raw.reset_index(drop=True).copy()
     for c in OPTIONAL_COLUMNS:
-        if c not in table.columns:
+        if c not in table.columns and c != RECORDED_TS:  # recorded_ts: see _parse_recorded
             table[c] = pd.NA
     ts, ts_violations = _parse_ts(table["ts"], file)
+    recorded_ts, recorded_violations = _parse_recorded(table, file)
     event_type = table["event_type"].astype("string").str.strip()
     return _RawEvents(
         file=file,
@@ -564,6 +600,8 @@ def _read_raw(raw: pd.DataFrame, file: str) -> _RawEvents:
         event_id=table["event_id"].astype("string"),
         ts=ts,
         ts_violations=ts_violations,
+        recorded_ts=recorded_ts,
+        recorded_violations=recorded_violations,
         event_type=event_type,
         event_type_code=_catalogue_positions(event_type),
         channel=table["channel"].astype("string").str.strip().replace("", pd.NA),
@@ -636,6 +674,28 @@ def _valid_timestamps(raw: _RawEvents) -> list[Violation]:
     ts = raw.table["ts"]
     blank = _violations(raw.file, _where(_blank(ts)), "ts", ts, "ts_required", "ts is missing")
     return raw.ts_violations + blank
+
+
+def _valid_recorded_times(raw: _RawEvents) -> list[Violation]:
+    """A naive or unparsable ``recorded_ts``, then one before the event's own ``ts`` (a
+    blank one is allowed: recorded when it happened)."""
+    if raw.recorded_ts is None:
+        return []
+    early = _where(raw.recorded_ts < raw.ts)  # NaT on either side compares False
+    if not len(early):
+        return raw.recorded_violations
+    return [
+        *raw.recorded_violations,
+        *_violations(
+            raw.file,
+            early,
+            RECORDED_TS,
+            raw.table[RECORDED_TS],
+            "recorded_before_event",
+            "recorded_ts is before the event's own ts (an event is recorded when or after it "
+            "happens)",
+        ),
+    ]
 
 
 def _known_event_types(raw: _RawEvents) -> list[Violation]:
@@ -725,6 +785,17 @@ def _typed_attributes(raw: _RawEvents) -> list[Violation]:
                 "attribute_id",
                 f"{rule.key} must be a JSON string or integer",
             )
+        elif rule.kind == "word":
+            given = rows & (attribute.given != _ABSENT)
+            wrong = given & ~_flag(attribute.text.isin(rule.values))
+            violations += _violations(
+                raw.file,
+                _where(wrong),
+                column,
+                attribute.text,
+                "attribute_word",
+                f"{rule.key} must be one of {', '.join(rule.values)}",
+            )
         else:
             violations += _starts(raw, _where(rows & (attribute.given != _ABSENT)), rule.key)
     return violations
@@ -805,6 +876,7 @@ _RULES = (
     _required_values,
     _unique_event_ids,
     _valid_timestamps,
+    _valid_recorded_times,
     _known_event_types,
     _known_channels,
     _numeric_values,
@@ -830,6 +902,11 @@ def _typed(raw: _RawEvents) -> pd.DataFrame:
             "vehicle_id": table["vehicle_id"].astype("string").replace("", pd.NA),
             "value": raw.value.astype("float64"),
             "attributes": raw.attributes.normalised.replace("", pd.NA),
+            "recorded_ts": (
+                pd.Series(pd.NaT, index=table.index, dtype=TS_DTYPE)
+                if raw.recorded_ts is None
+                else raw.recorded_ts
+            ),
         }
     )
 
@@ -840,11 +917,12 @@ def validate_events(
     """Check a raw event table against the event model.
 
     Returns the typed table (categoricals, UTC timestamps, ids in attributes as strings,
-    sorted by customer and time) and the list of violations; the table is only meaningful when
-    the list is empty. Never raises on bad data: every problem becomes a ``Violation`` naming
-    file, row, column, value and rule, listed by row, then column. A missing required column
-    is reported alone. ``whole_file``: the table holds every event of its customers (a file,
-    not a batch), so an outcome must also name a booking of the same customer in it.
+    ``recorded_ts`` always present, NaT where not given; sorted by customer and time) and the
+    list of violations; the table is only meaningful when the list is empty. Never raises on
+    bad data: every problem becomes a ``Violation`` naming file, row, column, value and rule,
+    listed by row, then column. A missing required column is reported alone. ``whole_file``:
+    the table holds every event of its customers (a file, not a batch), so an outcome must
+    also name a booking of the same customer in it.
     """
     missing = _missing_columns(raw, file)
     if missing:

@@ -2,17 +2,25 @@
 
 The simulator uses the same defaults to compute its ground truth "as known at the cutoff", so
 the truth tables and the feature tables describe the same prediction moment.
+
+An analyst sets them in the ``[windows]`` section of the parameters file (``read_task_params``),
+the same TOML file whose ``[split]``, ``[norms]``, ``[lightgbm]`` and ``[search]`` sections
+training reads; each reader ignores the other's sections.
 """
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Task = Literal["lead_leakage", "no_show", "service_defection"]
 TASKS: tuple[Task, ...] = ("lead_leakage", "no_show", "service_defection")
+#: The parameters file's section holding ``TaskParams`` (the windows and standards).
+WINDOWS_SECTION = "windows"
 #: Registered model name per task (MLflow registry, bundles, API responses).
 MODEL_NAMES: dict[Task, str] = {
     "no_show": "cjm-no-show",
@@ -93,3 +101,65 @@ class TaskParams(BaseModel):
     def defection_cutoff(self) -> timedelta:
         """Time from delivery to the service-defection prediction moment."""
         return timedelta(days=self.service_defection.cutoff_after_delivery_days)
+
+    def differences(self, other: TaskParams) -> list[str]:
+        """The dotted names of the settings (``lead_leakage.window_days``) whose values differ
+        between ``self`` and ``other``, in field order; empty when they are equal."""
+        mine, theirs = _flat(self.model_dump()), _flat(other.model_dump())
+        return [name for name in mine if mine[name] != theirs[name]]
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dump as ``{"a.b": value}``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def read_task_params(path: Path) -> TaskParams | None:
+    """The windows and standards of the parameters file at ``path``: its ``[windows]`` section
+    (``response_sla_minutes``, ``[windows.lead_leakage]``, ``[windows.no_show]``,
+    ``[windows.service_defection]``), validated, a key left out keeping its default; ``None``
+    when the file has no such section. Other sections (training's) are not read here.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
+    key for invalid TOML, a setting outside any section, a value out of range or an unknown key.
+    """
+    raw = read_parameters_toml(path)
+    loose = [k for k, v in raw.items() if not isinstance(v, dict)]
+    if loose:
+        raise ValueError(
+            f"{path}: {', '.join(loose)}: a setting outside any section; the windows and "
+            f"standards go under [{WINDOWS_SECTION}]"
+        )
+    if WINDOWS_SECTION not in raw:
+        return None
+    try:
+        return TaskParams.model_validate(raw[WINDOWS_SECTION])
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {_errors(exc)}") from exc
+
+
+def read_parameters_toml(path: Path) -> dict[str, Any]:
+    """The parameters file at ``path`` as parsed TOML. Raises ``FileNotFoundError`` for a
+    missing file and ``ValueError`` (naming the file) for one that is not TOML."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: parameters file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    """Each validation error as ``[windows] no_show.cutoff_hours: unknown key``."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"[{WINDOWS_SECTION}] {key}: {message}")
+    return "; ".join(lines)

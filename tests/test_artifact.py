@@ -133,7 +133,16 @@ def test_calibration_and_bands_are_the_artifact_s_own(model: RiskModel) -> None:
         ),
         (lambda f: _edit(f, norms={"*": {"confirmation_sent": "x"}}), "not a valid bundle"),
         (lambda f: _edit(f, task_params={"response_sla_minutes": -1}), "not a valid bundle"),
-        (lambda f: _edit(f, features=[]), "features differ from this version's registry"),
+        (lambda f: _edit(f, features=[]), "needs at least one feature"),
+        (
+            lambda f: _edit(f, features=[{"name": "coffee_temperature"}]),
+            "do not fit this version's registry \\(no_show: unknown features "
+            "\\['coffee_temperature'\\]\\)",
+        ),
+        (
+            lambda f: _edit(f, features=_stored(f)[1:]),
+            "the booster reads 23 features, the bundle 22",
+        ),
     ],
 )
 def test_a_damaged_bundle_is_refused_by_name(
@@ -145,7 +154,63 @@ def test_a_damaged_bundle_is_refused_by_name(
         ModelArtifact.load(folder)
 
 
+def _stored(folder: Path) -> list[dict[str, object]]:
+    features: list[dict[str, object]] = json.loads((folder / "bundle.json").read_text())["features"]
+    return features
+
+
 def _edit(folder: Path, **changes: object) -> None:
     spec = json.loads((folder / "bundle.json").read_text())
     spec.update(changes)
     (folder / "bundle.json").write_text(json.dumps(spec))
+
+
+def _constant_table(rows: int, seed: int) -> pd.DataFrame:
+    """``_table`` with ``confirmation_sent`` always 0 and ``appointment_lead_days`` always
+    missing (``prior_no_shows``, which drives the label, varies)."""
+    table = _table(rows, seed)
+    return table.assign(confirmation_sent=0.0, appointment_lead_days=np.nan)
+
+
+def test_a_model_reads_the_features_that_vary_and_its_bundle_carries_them(
+    tmp_path: Path,
+) -> None:
+    params = TrainingParams(n_estimators=30, min_child_samples=20, num_leaves=4)
+    fitted = RiskModel(TASK, params).fit(_constant_table(1000, 1), _constant_table(500, 2))
+    registered = [f.name for f in features_for(TASK)]
+    assert fitted.dropped_ == {
+        "confirmation_sent": "constant (always 0)",
+        "appointment_lead_days": "always missing",
+    }
+    assert fitted.features == [
+        f for f in registered if f not in ("confirmation_sent", "appointment_lead_days")
+    ]
+    assert fitted.booster_.feature_name() == fitted.features
+    assert all(set(values) <= set(fitted.features) for values in fitted.norms_.values())
+    folder = fitted.save(tmp_path / TASK)
+    spec = json.loads((folder / "bundle.json").read_text())
+    assert [f["name"] for f in spec["features"]] == fitted.features
+    loaded = ModelArtifact.load(folder)
+    assert loaded.features == fitted.features
+    table = _table(50, 3)  # every registered feature: the dropped ones are simply not read
+    assert np.array_equal(loaded.predict_risk(table), fitted.predict_risk(table))
+    assert np.array_equal(
+        loaded.predict_risk(table.drop(columns=["confirmation_sent"])), fitted.predict_risk(table)
+    )
+
+
+def test_a_format_4_bundle_of_every_registered_feature_still_loads(
+    model: RiskModel, tmp_path: Path
+) -> None:
+    assert model.features == [f.name for f in features_for(TASK)]
+    folder = model.save(tmp_path / TASK)
+    assert json.loads((folder / "bundle.json").read_text())["format"] == 4 == BUNDLE_FORMAT
+    assert ModelArtifact.load(folder).features == model.features
+
+
+def test_an_artifact_refuses_features_the_registry_lacks() -> None:
+    with pytest.raises(ValueError, match=r"no_show: unknown features \['lead_type'\]"):
+        ModelArtifact(TASK, features=["prior_no_shows", "lead_type"])
+    with pytest.raises(ValueError, match=r"no_show: repeated features \['prior_no_shows'\]"):
+        ModelArtifact(TASK, features=["prior_no_shows", "prior_no_shows"])
+    assert ModelArtifact(TASK, features=["prior_no_shows"]).features == ["prior_no_shows"]

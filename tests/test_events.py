@@ -148,6 +148,21 @@ def test_a_folder_of_parquet_loads_is_one_events_table(tmp_path: Path) -> None:
         ({"value": "lots"}, 2, "value", "value_numeric", "'lots'"),
         ({"attributes": "[1, 2]"}, 2, "attributes", "attributes_json", "'[1, 2]'"),
         ({"attributes": "{broken"}, 2, "attributes", "attributes_json", "'{broken'"),
+        (
+            {"recorded_ts": "2025-03-01T14:04:59Z"},
+            2,
+            "recorded_ts",
+            "recorded_before_event",
+            "'2025-03-01T14:04:59Z'",
+        ),
+        (
+            {"recorded_ts": "2025-03-02 09:00:00"},
+            2,
+            "recorded_ts",
+            "recorded_ts_timezone",
+            "'2025-03-02 09:00:00'",
+        ),
+        ({"recorded_ts": "next week"}, 2, "recorded_ts", "recorded_ts_parsable", "'next week'"),
     ],
 )
 def test_each_bad_value_is_named_by_row_column_value_and_rule(
@@ -277,6 +292,39 @@ def test_optional_columns_may_be_absent() -> None:
     assert violations == []
     assert list(typed.columns) == list(EVENT_COLUMNS)
     assert typed[["channel", "source", "vehicle_id", "value", "attributes"]].isna().all().all()
+    assert str(typed["recorded_ts"].dtype) == "datetime64[us, UTC]"
+    assert typed["recorded_ts"].isna().all()
+
+
+def test_recorded_ts_is_typed_where_given_and_may_be_blank_or_equal_to_ts(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        {**GOOD_ROW, "recorded_ts": "2025-03-02T09:30:00+01:00"},
+        {**GOOD_ROW, "event_id": "e-2", "recorded_ts": ""},
+        {**GOOD_ROW, "event_id": "e-3", "recorded_ts": GOOD_ROW["ts"]},
+    ]
+    typed = load_events(_csv(tmp_path, rows))
+    assert typed["event_id"].tolist() == ["e-1", "e-2", "e-3"]
+    assert typed["recorded_ts"].tolist()[0] == pd.Timestamp("2025-03-02T08:30:00Z")
+    assert pd.isna(typed["recorded_ts"].iloc[1])
+    assert typed["recorded_ts"].iloc[2] == typed["ts"].iloc[2]
+    # Parquet: a timezone-aware column is taken as it is; a naive one is refused
+    frame = pd.DataFrame(rows[:1]).assign(
+        ts=pd.to_datetime([GOOD_ROW["ts"]], utc=True),
+        recorded_ts=pd.to_datetime(["2025-03-02T08:30:00Z"], utc=True),
+    )
+    frame.to_parquet(tmp_path / "events.parquet")
+    loaded = load_events(tmp_path / "events.parquet")
+    assert loaded["recorded_ts"].tolist() == [pd.Timestamp("2025-03-02T08:30:00Z")]
+    frame.assign(recorded_ts=frame["recorded_ts"].dt.tz_localize(None)).to_parquet(
+        tmp_path / "naive.parquet"
+    )
+    with pytest.raises(EventValidationError) as info:
+        load_events(tmp_path / "naive.parquet")
+    assert [(v.row, v.column, v.rule) for v in info.value.violations] == [
+        (1, "recorded_ts", "recorded_ts_timezone")
+    ]
 
 
 def test_missing_required_columns_are_all_reported_and_nothing_else_is_checked() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -14,6 +16,7 @@ from cjm_ml.params import (
     NoShowParams,
     ServiceDefectionParams,
     TaskParams,
+    read_task_params,
 )
 
 
@@ -64,3 +67,43 @@ def test_a_non_positive_window_is_refused_by_name() -> None:
 def test_an_unknown_setting_is_refused_by_name() -> None:
     with pytest.raises(ValidationError, match=r"no_show\.cutoff_hours\n.*Extra inputs"):
         TaskParams.model_validate({"no_show": {"cutoff_hours": 24}})
+
+
+def test_the_parameters_file_s_windows_section_is_read_and_others_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "params.toml"
+    path.write_text(
+        "[windows]\nresponse_sla_minutes = 60\n[windows.no_show]\ncutoff_before_start_hours = 6\n"
+        "[lightgbm]\nnum_leaves = 15\n"
+    )
+    assert read_task_params(path) == TaskParams(
+        response_sla_minutes=60, no_show=NoShowParams(cutoff_before_start_hours=6)
+    )
+    path.write_text("[lightgbm]\nnum_leaves = 15\n")
+    assert read_task_params(path) is None
+
+
+def test_the_parameters_file_s_errors_name_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "params.toml"
+    path.write_text("[windows.service_defection]\nwindow_days = -1\nwindow = 3\n")
+    with pytest.raises(ValueError) as bad:
+        read_task_params(path)
+    assert str(bad.value) == (
+        f"{path}: [windows] service_defection.window_days: Input should be greater than 0; "
+        "[windows] service_defection.window: unknown key"
+    )
+    path.write_text("[windows\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: not valid TOML: "):
+        read_task_params(path)
+    with pytest.raises(FileNotFoundError, match=r"none\.toml: parameters file not found"):
+        read_task_params(tmp_path / "none.toml")
+
+
+def test_differences_name_the_settings_that_differ() -> None:
+    other = TaskParams(
+        response_sla_minutes=30, service_defection=ServiceDefectionParams(window_days=180)
+    )
+    assert TaskParams().differences(other) == [
+        "response_sla_minutes",
+        "service_defection.window_days",
+    ]
+    assert other.differences(other) == []

@@ -9,37 +9,63 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from cjm_ml.cli.common import EVENTS_HELP, TASK_HELP, load_or_exit, task_or_fail
+from cjm_ml.cli.common import (
+    EVENTS_HELP,
+    PARAMS_FILE_HELP,
+    TASK_HELP,
+    feature_table_path,
+    load_or_exit,
+    task_or_fail,
+    task_params_or_exit,
+)
 from cjm_ml.io import write_parquet_atomic
-from cjm_ml.params import Task
+from cjm_ml.params import Task, TaskParams
 
 
 def features(
     task: Annotated[str, typer.Option(help=TASK_HELP)],
     events: Annotated[Path, typer.Option(help=EVENTS_HELP)],
-    out: Annotated[Path, typer.Option(help="Feature table to write (Parquet).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Feature table to write (Parquet); default: <data>/features/<task>.parquet, "
+            "where `cjm train` and `cjm explain` look."
+        ),
+    ] = None,
     as_of: Annotated[
         str | None, typer.Option(help="Extraction time (ISO 8601 UTC); default: the last event.")
     ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(help=f"{PARAMS_FILE_HELP} Default: the embedded windows."),
+    ] = None,
 ) -> None:
-    """Build a task's point-in-time feature table with labels and write it as Parquet."""
+    """Build a task's point-in-time feature table with labels and write it as Parquet, with
+    the windows and standards it was built with in the file's metadata."""
     name = task_or_fail(task)
     as_of_ts = _parse_as_of(as_of)
-    write_feature_tables(load_or_exit(events), events, {name: out}, as_of_ts)
+    windows = task_params_or_exit(params) if params is not None else None
+    outs = {name: out or feature_table_path(name)}
+    write_feature_tables(load_or_exit(events), events, outs, as_of_ts, params=windows)
 
 
 def write_feature_tables(
-    events: pd.DataFrame, path: Path, outs: dict[Task, Path], as_of: pd.Timestamp | None = None
+    events: pd.DataFrame,
+    path: Path,
+    outs: dict[Task, Path],
+    as_of: pd.Timestamp | None = None,
+    *,
+    params: TaskParams | None = None,
 ) -> None:
-    """Index ``events`` (read from ``path``) once, then build each task's table and write it to
+    """Index ``events`` (read from ``path``) once, then build each task's table with the
+    windows and standards ``params`` (default: the embedded ones) and write it to
     ``outs[task]`` with its metadata, printing one line per table. Exits 1 when a task has no
     instances, naming the file."""
     from cjm_ml.features.instances import NoInstancesError
     from cjm_ml.features.pipeline import build_feature_table, feature_table_metadata
     from cjm_ml.features.timeline import Timeline
-    from cjm_ml.params import TaskParams
 
-    params = TaskParams()
+    params = params or TaskParams()
     timeline = Timeline(events)
     for task, out in outs.items():
         started = time.perf_counter()
@@ -52,8 +78,14 @@ def write_feature_tables(
         labelled = table["label"].dropna()
         typer.echo(
             f"{task}: {len(table):,} instances ({len(labelled):,} labelled, rate "
-            f"{labelled.astype(float).mean():.3f}) in {time.perf_counter() - started:.1f} s "
-            f"-> {out}"
+            f"{labelled.astype(float).mean():.3f}); "
+            f"{table.attrs.get('settled_left_out', 0):,} settled before their cutoff left out"
+            + (
+                f", {table.attrs['bad_or_duplicate_left_out']:,} bad or duplicate leads left out"
+                if "bad_or_duplicate_left_out" in table.attrs
+                else ""
+            )
+            + f"; in {time.perf_counter() - started:.1f} s -> {out}"
         )
         echo_feature_warnings(table, task)
 

@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 
 from cjm_ml.cli.common import EVENTS_HELP, load_or_exit
+from cjm_ml.config import Settings
 
 
 def journey_map(
@@ -20,28 +21,43 @@ def journey_map(
         Path | None,
         typer.Option(help="rooftops.json for store names; default: beside the events, if any."),
     ] = None,
+    hotspots: Annotated[
+        Path | None,
+        typer.Option(
+            help="Friction hotspots (as `cjm explain` writes them); default: "
+            "<models_dir>/hotspots.parquet, the champions' (what the API's journey page shows), "
+            "if any."
+        ),
+    ] = None,
 ) -> None:
     """Write the journey map: one self-contained HTML page (Sankey of journeys, funnel by
     rooftop, KPIs against the group standard, friction hotspots, source attribution)."""
+    if hotspots is not None and not hotspots.exists():
+        typer.echo(f"error: {hotspots}: no hotspots file; run `cjm explain` first", err=True)
+        raise typer.Exit(code=1)
     table = load_or_exit(events)
-    write_journey_map(table, out, rooftops or events.with_name("rooftops.json"), events)
+    write_journey_map(
+        table,
+        out,
+        rooftops or events.with_name("rooftops.json"),
+        hotspots or Settings().models_dir / "hotspots.parquet",
+    )
 
 
-def write_journey_map(events: pd.DataFrame, out: Path, rooftops: Path, events_path: Path) -> None:
-    """Write the journey map of ``events`` (read from ``events_path``) to ``out``, with store
-    names from ``rooftops`` and the friction hotspots beside the events, when there; print
-    where it went."""
+def write_journey_map(events: pd.DataFrame, out: Path, rooftops: Path, hotspots: Path) -> None:
+    """Write the journey map of ``events`` to ``out``, with store names from ``rooftops`` and
+    the friction hotspots from ``hotspots``, each when there; print where it went. Exits 1 on
+    a hotspots file missing columns."""
     from cjm_ml.journey.report import rooftop_names_of, write_report
 
     names = None
     if rooftops.exists():
         names = rooftop_names_of(json.loads(rooftops.read_text())["rooftops"])
+    spots = pd.read_parquet(hotspots) if hotspots.exists() else None
     started = time.perf_counter()
-    write_report(events, out, hotspots=_hotspots(events_path), rooftop_names=names)
+    try:
+        write_report(events, out, hotspots=spots, rooftop_names=names)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
     typer.echo(f"journey map -> {out} ({time.perf_counter() - started:.1f} s)")
-
-
-def _hotspots(events_path: Path) -> pd.DataFrame | None:
-    """The friction hotspots ``cjm explain`` / the demo wrote beside the events, if any."""
-    path = events_path.parent / "explain" / "hotspots.parquet"
-    return pd.read_parquet(path) if path.exists() else None

@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import pandas as pd
 import typer
 
-from cjm_ml.cli.common import TASK_HELP, tasks_or_fail
+from cjm_ml.cli.common import (
+    PARAMS_FILE_HELP,
+    TASK_HELP,
+    default_features_dir,
+    table_task_mismatch,
+    task_params_or_exit,
+    tasks_or_fail,
+)
 from cjm_ml.config import Settings
-from cjm_ml.params import Task
+from cjm_ml.params import Task, TaskParams
 
 if TYPE_CHECKING:
     from cjm_ml.training.config import TrainingConfig
@@ -19,33 +26,60 @@ if TYPE_CHECKING:
 def train(
     task: Annotated[str | None, typer.Option(help=TASK_HELP)] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="Train all three models.")] = False,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="One task's feature table (Parquet, as `cjm features` writes it), with --task; "
+            "its task is checked against the file's metadata."
+        ),
+    ] = None,
     features_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of <task>.parquet feature tables; default: the demo's."),
+        typer.Option(
+            help="Folder of <task>.parquet feature tables; default: <data>/features, where "
+            "`cjm features` writes them."
+        ),
     ] = None,
     truth_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of the simulator's truth_<task>.parquet for the ceiling; default: the "
-            "feature folder's parent, when the files are there."
+            help="Simulated groups only: folder of the simulator's truth_<task>.parquet for the "
+            "ceiling; default: the parent of the feature tables' folder, when the files are "
+            "there (none: no ceiling)."
         ),
     ] = None,
     params: Annotated[
-        Path | None, typer.Option(help="Training parameters file (TOML); default: embedded.")
+        Path | None,
+        typer.Option(
+            help=f"{PARAMS_FILE_HELP} Default: the embedded hyperparameters. A \\[windows] "
+            "section must match the windows the tables were built with."
+        ),
     ] = None,
     search: Annotated[
-        bool, typer.Option(help="Try the parameters file's [search] grid; keep the best.")
+        bool, typer.Option(help="Try the parameters file's \\[search] grid; keep the best.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train, evaluate, track and register risk models; promote a better one to champion and
-    export the champion bundle under the models directory."""
+    export the champion bundle under the models directory. The windows and standards come
+    from each feature table's metadata and travel in the bundle."""
     tasks = tasks_or_fail(task, all_tasks)
-    features_dir = features_dir or Settings().demo_dir / "features"
-    train_tasks(
-        tasks,
-        features_dir,
-        truth_dir or features_dir.parent,
+    if features is not None and features_dir is not None:
+        raise typer.BadParameter("give either --features FILE or --features-dir DIR, not both")
+    if features is not None and all_tasks:
+        raise typer.BadParameter(
+            "--features is one task's table: give --task TASK with it, or --features-dir DIR "
+            "with --all"
+        )
+    if features is not None:
+        tables = {tasks[0]: features}
+        folder = features.parent
+    else:
+        folder = features_dir or default_features_dir()
+        tables = {t: folder / f"{t}.parquet" for t in tasks}
+    train_tables(
+        tables,
+        truth_dir or folder.parent,
         params=params,
         search=search,
         progress=progress,
@@ -62,12 +96,35 @@ def train_tasks(
     progress: bool = True,
     settings: Settings | None = None,
 ) -> None:
-    """Train and track each task's model from ``<features_dir>/<task>.parquet`` (with the
-    simulator's truth from ``truth_dir`` when it is there) and print the evaluation. Exits 1 on
-    a bad parameters file, a missing feature table or a table training refuses."""
+    """``train_tables`` of ``<features_dir>/<task>.parquet`` for each of ``tasks``."""
+    train_tables(
+        {t: features_dir / f"{t}.parquet" for t in tasks},
+        truth_dir,
+        params=params,
+        search=search,
+        progress=progress,
+        settings=settings,
+    )
+
+
+def train_tables(
+    tables: dict[Task, Path],
+    truth_dir: Path,
+    *,
+    params: Path | None = None,
+    search: bool = False,
+    progress: bool = True,
+    settings: Settings | None = None,
+) -> None:
+    """Train and track each task's model from its feature table ``tables[task]`` (with the
+    simulator's ``<truth_dir>/truth_<task>.parquet`` when it is there) and print the
+    evaluation. Exits 1 on a bad parameters file, a missing feature table, a table of another
+    task (by its metadata), a table built with other windows than the file's ``[windows]``,
+    or a table training refuses."""
     from cjm_ml.training.config import load_training_config
     from cjm_ml.training.tracking import configure_tracking
 
+    windows = task_params_or_exit(params) if params is not None else None
     try:
         config = load_training_config(params)
     except (FileNotFoundError, ValueError) as exc:
@@ -75,29 +132,55 @@ def train_tasks(
         raise typer.Exit(code=1) from exc
     settings = settings or Settings()
     typer.echo(f"tracking: {configure_tracking(settings)}")
-    for name in tasks:
-        _train_one(name, features_dir, truth_dir, config, search, progress, settings)
+    for name, path in tables.items():
+        _train_one(name, path, truth_dir, config, windows, search, progress, settings)
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print ``error: message`` and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _table_params(name: Task, path: Path, windows: TaskParams | None) -> TaskParams:
+    """The windows ``path`` was built with (its metadata), after checking the table is
+    ``name``'s and, given the parameters file's ``windows``, that they are those."""
+    from cjm_ml.features.pipeline import feature_table_params
+    from cjm_ml.io import read_parquet_metadata
+
+    if not path.exists():
+        raise _fail(f"{path}: no feature table; run `cjm features` first")
+    mismatch = table_task_mismatch(path, name)
+    if mismatch is not None:
+        raise _fail(mismatch)
+    try:
+        built_with = feature_table_params(read_parquet_metadata(path))
+    except ValueError as exc:
+        raise _fail(f"{path}: {exc}") from exc
+    differ = [] if windows is None else built_with.differences(windows)
+    if differ:
+        raise _fail(
+            f"{path}: built with other windows than the parameters file's [windows] "
+            f"({', '.join(differ)}); rebuild it with `cjm features --params`"
+        )
+    return built_with
 
 
 def _train_one(
     name: Task,
-    features_dir: Path,
+    path: Path,
     truth_dir: Path,
     config: TrainingConfig,
+    windows: TaskParams | None,
     search: bool,
     progress: bool,
     settings: Settings,
 ) -> None:
     from cjm_ml.cli.features import echo_feature_warnings
-    from cjm_ml.features.pipeline import feature_table_params
-    from cjm_ml.io import read_parquet_metadata
-    from cjm_ml.training.run import by_kind, headline, train_task
+    from cjm_ml.training.run import console_lines, train_task
     from cjm_ml.training.tracking import describe, track
 
-    path = features_dir / f"{name}.parquet"
-    if not path.exists():
-        typer.echo(f"error: {path}: no feature table; run `cjm features` first", err=True)
-        raise typer.Exit(code=1)
+    task_params = _table_params(name, path, windows)
     table = pd.read_parquet(path)
     truth_path = truth_dir / f"truth_{name}.parquet"
     truth = pd.read_parquet(truth_path) if truth_path.exists() else None
@@ -107,21 +190,14 @@ def _train_one(
             table,
             name,
             config,
-            task_params=feature_table_params(read_parquet_metadata(path)),
+            task_params=task_params,
             truth=truth,
             search=search,
             progress=progress,
         )
     except ValueError as exc:
-        typer.echo(f"error: {path}: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise _fail(f"{path}: {exc}") from exc
     tracked = track(report, settings)
-    typer.echo(
-        f"\n{name}: {report.data['labelled']:,} labelled instances; test period "
-        f"{report.data['test_from']} to {report.data['test_to']} "
-        f"({report.data['test_instances']:,}); LightGBM {report.seconds['lightgbm']:.1f} s, "
-        f"logistic {report.seconds['logistic']:.1f} s"
-    )
-    typer.echo(headline(report).to_string(float_format="{:.3f}".format, na_rep=""))
-    typer.echo(by_kind(report).to_string(float_format="{:.3f}".format))
+    for line in console_lines(report):
+        typer.echo(line)
     typer.echo(describe(tracked))

@@ -52,7 +52,7 @@ class DemoStages:
     ``load_events(path)`` (the validated events; the command line exits on a file that does
     not load); ``write_feature_tables(events, events_path, outs)``;
     ``train(tasks, features_dir, settings)`` (truth beside the feature folder);
-    ``write_journey_map(events, out, rooftops_json, events_path)``;
+    ``write_journey_map(events, out, rooftops_json, hotspots)``;
     ``load_store(settings, events_path)``; ``serve(settings)`` (until stopped); ``echo(text)``
     prints the demo's own results.
     """
@@ -79,7 +79,9 @@ def run_demo(out: Path, stages: DemoStages, *, customers: int = 60_000, serve: b
     _round_trip(out, stages)
     _train(out, settings, stages)
     _explain(out, settings, stages)
-    stages.write_journey_map(events, out / "journey.html", out / "rooftops.json", events_path)
+    stages.write_journey_map(
+        events, out / "journey.html", out / "rooftops.json", out / "explain" / "hotspots.parquet"
+    )
     if serve:
         _serve(out, events_path, events["ts"].max(), stages)
 

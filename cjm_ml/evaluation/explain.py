@@ -16,6 +16,8 @@ from cjm_ml.evaluation.recovery import format_recovery, planted_recovery
 from cjm_ml.evaluation.simulated import Simulated, read_simulated
 from cjm_ml.evaluation.what_if import format_what_if, resimulated_what_if
 from cjm_ml.explain.report import Explained, explain_task, explain_tasks, format_pictures
+from cjm_ml.explain.rollup import HOTSPOT_COLUMNS, hotspots
+from cjm_ml.io import write_parquet_atomic
 from cjm_ml.params import TASKS, Task
 from cjm_ml.simulation import SimulatedGroup, simulate
 
@@ -30,26 +32,65 @@ def run_explain(
     out: Path | None = None,
     what_if: bool = False,
     settings: Settings | None = None,
+    hotspots_file: Path | None = None,
 ) -> str:
-    """``cjm explain``: ``explain_task``'s roll-up and instance (defaults: the demo's feature
-    table, ``<models_dir>/<task>``, ``<demo_dir>/explain``), and on a simulated group the
-    planted-friction recovery (with ``what_if``, the re-simulation checks). Returns the text.
-    Refuses a missing file, an unknown rooftop or instance, by name."""
+    """``cjm explain``: ``explain_task``'s roll-up and instance (defaults:
+    ``<data_dir>/features/<task>.parquet``, ``<models_dir>/<task>``, ``<data_dir>/explain``),
+    and on a simulated group (a ``rooftops.json`` with planted deviations in the feature
+    folder's parent) the planted-friction recovery (with ``what_if``, the re-simulation
+    checks). With ``hotspots_file``, the task's hotspots replace its rows there
+    (``update_hotspots``). Returns the text. Refuses a missing file, an unknown rooftop or
+    instance, by name."""
     settings = settings or Settings()
-    features = features or settings.demo_dir / "features" / f"{task}.parquet"
+    features = features or settings.data_dir / "features" / f"{task}.parquet"
     explained = explain_task(
         task,
         features=features,
         model=model or settings.models_dir / task,
-        out=out or settings.demo_dir / "explain",
+        out=out or settings.data_dir / "explain",
         rooftop=rooftop,
         instance_id=instance_id,
     )
     lines = list(explained.lines)
+    if hotspots_file is not None:
+        update_hotspots(hotspots_file, explained.rollup)
+        lines += [f"Friction hotspots ({task}) -> {hotspots_file}", ""]
     simulated = read_simulated(features.parent.parent)
     if simulated is not None:
         lines += _planted_checks(explained, simulated, task, rooftop, what_if)
     return "\n".join([*lines, format_pictures(explained.pictures)])
+
+
+def update_hotspots(path: Path, rollups: pd.DataFrame) -> pd.DataFrame:
+    """Write the hotspots of ``rollups`` (``explain.rollup.hotspots``) into the file at
+    ``path`` (atomically), where the journey map and the API read them: the rows of the
+    roll-ups' tasks replace those tasks' rows, other tasks' rows are kept. Returns what was
+    written. Refuses an existing file that is not a hotspots table, by name."""
+    fresh = hotspots(rollups)
+    kept = _other_tasks_hotspots(path, set(rollups["task"]))
+    if not kept.empty:
+        fresh = (
+            pd.concat([kept, fresh], ignore_index=True)
+            .sort_values(
+                ["task", "rooftop_id", "mean_contribution"],
+                ascending=[True, True, False],
+                kind="stable",
+            )
+            .reset_index(drop=True)
+        )
+    write_parquet_atomic(fresh, path)
+    return fresh
+
+
+def _other_tasks_hotspots(path: Path, tasks: set[str]) -> pd.DataFrame:
+    """The rows of the hotspots file at ``path`` (none: no file) of tasks not in ``tasks``."""
+    if not path.exists():
+        return pd.DataFrame(columns=list(HOTSPOT_COLUMNS))
+    old = pd.read_parquet(path)
+    missing = [c for c in HOTSPOT_COLUMNS if c not in old.columns]
+    if missing:
+        raise ValueError(f"{path}: not a hotspots table (no {', '.join(missing)})")
+    return old.loc[~old["task"].isin(tasks), list(HOTSPOT_COLUMNS)]
 
 
 def _planted_checks(

@@ -10,6 +10,12 @@ the model has too little data on is compared "across groups"), predicts the risk
 actionable friction removed (the what-if), and picks the playbook's action for the top
 actionable friction.
 
+Honesty. Only the model's drivers exist (its ``features``: training drops constant ones). A
+driver that moves an instance's risk by less than ``MIN_DRIVER_RISK`` is not listed for it; a
+what-if, and the fix to try, are offered only where removing the friction lowers the risk by
+``MIN_FIX_GAIN`` or more (else ``NO_FIX``), and one playbook action once per instance (on the
+friction whose removal lowers the risk most).
+
 Units. Contributions are reported on the calibrated log-odds scale (LightGBM's raw SHAP values
 times the Platt slope), so the base value plus the contributions is the calibrated log-odds of
 the risk. ``risk_points`` is what a driver adds to the risk in probability: the risk minus the
@@ -43,6 +49,14 @@ Direction = Literal["up", "down"]
 #: Drivers listed per instance by default: the top pushing risk up and pulling it down.
 TOP_UP = 3
 TOP_DOWN = 2
+#: A driver that moves an instance's risk by less than this (probability; 0.05 points) does
+#: nothing for it: it is never listed for that instance, and it touches no case in a roll-up.
+MIN_DRIVER_RISK = 0.0005
+#: A fix (a friction's what-if) is offered only when it lowers the instance's risk by at
+#: least this much (probability; 1 point).
+MIN_FIX_GAIN = 0.01
+#: What an explanation says when no fix would lower the risk by ``MIN_FIX_GAIN`` or more.
+NO_FIX = f"No fix here would lower this risk by {MIN_FIX_GAIN * 100:g} point or more"
 
 
 # ------------------------------------------------------------------------------ drivers
@@ -59,11 +73,16 @@ class DriverSpec:
     features: tuple[str, ...]
 
 
-def drivers_for(task: Task) -> list[DriverSpec]:
+def drivers_for(task: Task, features: Sequence[str] | None = None) -> list[DriverSpec]:
     """The task's drivers in registry order: one per friction (its features together, placed
-    where its first feature is) and one per context feature."""
+    where its first feature is) and one per context feature. ``features``: only those (a
+    model's ``features``: what it was fitted on); a friction none of whose features is among
+    them is no driver. Default: every registered feature."""
     out: dict[str, DriverSpec] = {}
+    kept = None if features is None else set(features)
     for f in features_for(task):
+        if kept is not None and f.name not in kept:
+            continue
         if f.friction is None:
             w = f.wording
             assert w is not None  # check_registry guarantees it
@@ -101,12 +120,16 @@ class Driver(BaseModel):
     risk_points: float = Field(description="Risk (probability) this driver adds.")
     share: float = Field(description="Share of everything pushing the risk the same way.")
     what_if_risk: float | None = Field(
-        None, description="The risk with this friction removed (actionable drivers pushing up)."
+        None,
+        description="The risk with this friction removed: actionable drivers pushing up whose "
+        "removal lowers the risk by MIN_FIX_GAIN or more, one per playbook action (the "
+        "largest reduction).",
     )
 
 
 class RecommendedAction(BaseModel):
-    """The playbook's action for the instance's top actionable friction, with its what-if."""
+    """The playbook's action for the instance's top actionable friction whose what-if lowers
+    its risk by ``MIN_FIX_GAIN`` or more, with that what-if."""
 
     model_config = ConfigDict(frozen=True)
     friction: str
@@ -130,7 +153,10 @@ class InstanceExplanation(BaseModel):
     base_value: float = Field(description="LightGBM's raw SHAP base value.")
     up: list[Driver]
     down: list[Driver]
-    action: RecommendedAction | None
+    action: RecommendedAction | None = Field(
+        description="The fix to try; None when no fix would lower the risk by MIN_FIX_GAIN "
+        "or more (``NO_FIX`` says so)."
+    )
 
 
 @dataclass(frozen=True)
@@ -189,7 +215,7 @@ class DriverExplainer:
         self.threads = threads
         self.features = model.features
         self.index = {f: j for j, f in enumerate(self.features)}
-        self.drivers = drivers_for(self.task)
+        self.drivers = drivers_for(self.task, self.features)
         self.membership = np.zeros((len(self.features), len(self.drivers)))
         for g, d in enumerate(self.drivers):
             for name in d.features:
@@ -198,6 +224,13 @@ class DriverExplainer:
         for fr in {d.key for d in self.drivers if d.kind == "friction"}:
             recommended_action(fr, self.playbook)
         self.actionable = np.array([d.kind == "friction" for d in self.drivers])
+        # Each driver's playbook action (an id per distinct action text; -1: context), so one
+        # action is offered once per instance however many frictions it fixes.
+        texts = [
+            self.playbook[d.key].action if d.kind == "friction" else None for d in self.drivers
+        ]
+        known = sorted({t for t in texts if t is not None})
+        self.action_ids = np.array([-1 if t is None else known.index(t) for t in texts])
         self.renderer = Renderer(self.task, self.norms, pooled=self.pooled)
         cat = catalogue()
         self.stage_labels = {s.key: s.label for s in cat.stages}
@@ -235,6 +268,8 @@ class DriverExplainer:
                 code = float(value)
             cond, cond_value = -1, np.nan
             if spec.fix.only_when is not None:
+                if spec.fix.only_when[0] not in self.index:
+                    continue  # the model does not read the condition (constant in training)
                 cond, cond_value = self.index[spec.fix.only_when[0]], spec.fix.only_when[1]
             out.append((self.index[name], spec.fix.kind, code, cond, cond_value))
         return out
@@ -325,18 +360,20 @@ class DriverExplainer:
 
     # -------------------------------------------------------------------------- explain
     def _select(
-        self, grouped: np.ndarray, top: int, bottom: int
+        self, grouped: np.ndarray, points: np.ndarray, top: int, bottom: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(row, driver, rank, direction +1/-1) of each listed driver, rows in order."""
+        """(row, driver, rank, direction +1/-1) of each listed driver, rows in order: the
+        strongest each way that move the risk by ``MIN_DRIVER_RISK`` or more (``points``: the
+        risk each driver adds, rows x drivers)."""
         g_count = grouped.shape[1]
-        parts = []
         parts = [(np.empty(0, np.int64),) * 3 + (np.empty(0),)]
         for way, k in ((1.0, min(top, g_count)), (-1.0, min(bottom, g_count))):
             if k == 0:
                 continue
             order = np.argsort(-way * grouped, axis=1, kind="stable")[:, :k]
             vals = np.take_along_axis(grouped, order, axis=1) * way
-            r, ranks = np.nonzero(vals > 0)
+            moved = np.take_along_axis(points, order, axis=1) * way
+            r, ranks = np.nonzero((vals > 0) & (moved >= MIN_DRIVER_RISK))
             parts.append((r, order[r, ranks], ranks + 1, np.full(len(r), way)))
         rows, drv, rank, sign = (np.concatenate([p[i] for p in parts]) for i in range(4))
         keep = np.lexsort((rank, -sign, rows))
@@ -389,28 +426,28 @@ class DriverExplainer:
         self, x: np.ndarray, source: ValueSource, top: int, bottom: int
     ) -> tuple[_Core, dict[str, np.ndarray], dict[str, np.ndarray]]:
         core = self._core(x)
-        rows, drv, rank, sign = self._select(core.grouped, top, bottom)
-        contrib = core.grouped[rows, drv]
         logit = np.log(core.risk / (1 - core.risk))
-        points = core.risk[rows] - expit(logit[rows] - contrib)
+        points_all = core.risk[:, None] - expit(logit[:, None] - core.grouped)
+        rows, drv, rank, sign = self._select(core.grouped, points_all, top, bottom)
+        contrib = core.grouped[rows, drv]
+        points = points_all[rows, drv]
         up_total = np.where(core.grouped > 0, core.grouped, 0).sum(axis=1)
         down_total = np.where(core.grouped < 0, -core.grouped, 0).sum(axis=1)
         share = np.abs(contrib) / np.where(sign > 0, up_total[rows], down_total[rows])
-        present = self.presence(x)
-        # The fix to try: the actionable friction present and pushing hardest, listed or not.
-        act = np.where(self.actionable[None, :] & present, core.grouped, -np.inf)
+        # What-ifs: every actionable friction present and pushing the risk up, listed or not.
+        what_if_all, gain = self._fix_gains(x, core)
+        meaningful = gain >= MIN_FIX_GAIN  # NaN (no what-if) is never meaningful
+        # The fix to try: the friction pushing hardest among those whose fix lowers the risk
+        # by MIN_FIX_GAIN or more; none when no fix would.
+        act = np.where(meaningful, core.grouped, -np.inf)
         best = np.argmax(act, axis=1)
-        has = act[np.arange(len(x)), best] > 0
-        action_rows = np.flatnonzero(has)
-        # What-ifs: every listed friction present and pushing up, and every row's fix to try.
-        fixable = np.flatnonzero((sign > 0) & self.actionable[drv] & present[rows, drv])
-        pair_rows = np.concatenate([rows[fixable], action_rows])
-        pair_drv = np.concatenate([drv[fixable], best[action_rows]])
-        risks = self._what_ifs(x, pair_rows, pair_drv)
-        what_if = np.full(len(rows), np.nan)
-        what_if[fixable] = risks[: len(fixable)]
-        action_what_if = np.full(len(x), np.nan)
-        action_what_if[action_rows] = risks[len(fixable) :]
+        at = np.arange(len(x))
+        has = np.isfinite(act[at, best])
+        action_what_if = np.where(has, what_if_all[at, best], np.nan)
+        # A listed driver's what-if: pushing up, meaningful, and its action's best for the row.
+        offered = (sign > 0) & meaningful[rows, drv]
+        offered[offered] = self._best_per_action(rows[offered], drv[offered], gain)
+        what_if = np.where(offered, what_if_all[rows, drv], np.nan)
         text = self._texts(core, rows, drv, sign, source)
         listed = {
             "row": rows,
@@ -428,6 +465,29 @@ class DriverExplainer:
         }
         actions = {"has": has, "driver_index": best, "what_if_risk": action_what_if}
         return core, listed, actions
+
+    def _fix_gains(self, x: np.ndarray, core: _Core) -> tuple[np.ndarray, np.ndarray]:
+        """Rows x drivers: the risk with the friction removed, and how much lower that is than
+        the risk now, for every actionable friction present and pushing the risk up (NaN
+        elsewhere)."""
+        candidates = self.actionable[None, :] & self.presence(x) & (core.grouped > 0)
+        c_rows, c_drv = np.nonzero(candidates)
+        what_if = np.full(core.grouped.shape, np.nan)
+        what_if[c_rows, c_drv] = self._what_ifs(x, c_rows, c_drv)
+        return what_if, core.risk[:, None] - what_if
+
+    def _best_per_action(self, rows: np.ndarray, drv: np.ndarray, gain: np.ndarray) -> np.ndarray:
+        """For (row, driver) pairs, whether each is its row's largest risk reduction among the
+        pairs with the same playbook action (each action offered once per instance)."""
+        if not len(rows):
+            return np.zeros(0, dtype=bool)
+        key = rows * (int(self.action_ids.max()) + 1) + self.action_ids[drv]
+        order = np.lexsort((-gain[rows, drv], key))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        keep = np.zeros(len(rows), dtype=bool)
+        keep[order[first]] = True
+        return keep
 
     def explain_row(
         self, row: Mapping[str, Any], top: int = TOP_UP, bottom: int = TOP_DOWN
@@ -575,8 +635,11 @@ class DriverExplainer:
                 if feature_spec(name).unit == "category":
                     col = pd.array(table[name], dtype="string").fillna("unknown")
                     cache[name] = col.to_numpy(dtype=object)
-                else:
+                elif name in self.index:
                     cache[name] = x[:, self.index[name]]
+                else:  # a feature the model does not read (a wording may still quote it)
+                    values = pd.to_numeric(pd.Series(table[name]), errors="coerce")
+                    cache[name] = values.to_numpy(dtype=float)
             return cache[name][rows]
 
         return source

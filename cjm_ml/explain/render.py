@@ -125,10 +125,27 @@ class Renderer:
             m = choice == k
             if m.any():
                 out[m] = self._fill(parts, feature, rows[m], source, capital)
-        clause = self.clause.get(feature)
-        if clause is not None and (~miss).any():
-            out[~miss] = out[~miss] + "; " + self._fill(clause, feature, rows[~miss], source, False)
+        compared = self._compared_by(feature)
+        if compared is not None and (~miss).any():
+            clause = self._fill(self.clause[compared], compared, rows[~miss], source, False)
+            out[~miss] = out[~miss] + "; " + clause
         return out
+
+    def _compared_by(self, feature: str) -> str | None:
+        """The feature whose comparison with the group a phrase of ``feature`` ends with: its
+        own, else (when its wording quotes no standard itself) the first feature of the same
+        friction that has one (a confirmation's channel quotes the share of appointments
+        confirmed), else none."""
+        if feature in self.clause:
+            return feature
+        friction = self.specs[feature].friction
+        quotes_itself = any(fld == "standard" for t in self.templates[feature] for _, fld in t)
+        if friction is None or quotes_itself:
+            return None
+        return next(
+            (n for n, f in self.specs.items() if f.friction == friction and n in self.clause),
+            None,
+        )
 
 
 def with_standard(

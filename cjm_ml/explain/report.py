@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from cjm_ml.artifact import ModelArtifact
-from cjm_ml.explain.drivers import DriverExplainer, InstanceExplanation
+from cjm_ml.explain.drivers import NO_FIX, DriverExplainer, InstanceExplanation
 from cjm_ml.explain.plots import write_beeswarm, write_waterfall
 from cjm_ml.explain.rollup import hotspots, rollup
 from cjm_ml.io import write_parquet_atomic
@@ -100,7 +100,7 @@ def format_rollup(roll: pd.DataFrame, scope: str, top: int = ROLLUP_SHOWN) -> st
 
 
 def format_instance(explained: InstanceExplanation, instance_id: str, rooftop_id: str) -> str:
-    """One instance's drivers and its fix to try, as text."""
+    """One instance's drivers and its fix to try (or ``NO_FIX``), as text."""
     lines = [
         f"Instance {instance_id} at {rooftop_id}: risk {explained.risk:.0%} "
         f"(the model's average {explained.base_risk:.0%})"
@@ -111,7 +111,7 @@ def format_instance(explained: InstanceExplanation, instance_id: str, rooftop_id
         lines.append(f"  - {d.sentence}")
     a = explained.action
     if a is None:
-        lines.append("  No friction to fix: nothing actionable raises this risk.")
+        lines.append(f"  {NO_FIX}.")
     else:
         lines.append(
             f"  Fix to try ({a.label}): {a.action} [{a.owner}, {a.channel}, "

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from cjm_ml.explain.drivers import DriverSpec, driver_table
+from cjm_ml.explain.drivers import MIN_DRIVER_RISK, DriverSpec, driver_table
 from cjm_ml.params import Task
 from cjm_ml.rules import GROUP
 
@@ -29,7 +29,10 @@ def rollup(contributions: pd.DataFrame, drivers: Sequence[DriverSpec], task: Tas
     ``contributions``: one row per instance and driver (``DriverExplainer.driver_contributions``:
     ``rooftop_id``, ``driver``, ``contribution`` in calibrated log-odds, ``risk_points``,
     ``present``). A driver *touches* an instance when it is present there (frictions: removing
-    it would change a feature; context: always) and pushes the risk up. Per scope and driver:
+    it would change a feature; context: always) and pushes the risk up by ``MIN_DRIVER_RISK``
+    or more (what an instance's explanation lists). A driver that touches no case of a scope
+    has no row there (so a feature the model does not read, or never uses, has none). Per
+    scope and driver:
     ``instances_total``; ``instances`` touched and their ``touched_share``; ``mean_shap``, the
     mean positive contribution over all the scope's instances (0 where not touched);
     ``mean_contribution``, the same in risk (probability points) - the risk it adds per
@@ -55,6 +58,7 @@ def rollup(contributions: pd.DataFrame, drivers: Sequence[DriverSpec], task: Tas
         out["rooftop_id"] == GROUP, 0.0, out["mean_contribution"] - out["group_standard"]
     )
     out = _ranked(out.merge(meta, on="driver", how="left"))
+    out = out[out["instances"] > 0]  # ranks stand: an untouched driver ranks below the rest
     out.insert(0, "task", task)
     scope = np.where(out["rooftop_id"] == GROUP, "", out["rooftop_id"])
     out = out.assign(_scope=scope).sort_values(["_scope", "rank"], kind="stable")
@@ -88,7 +92,9 @@ def _weights(contributions: pd.DataFrame) -> pd.DataFrame:
     contribution (log-odds and risk points) and mean fix gain."""
     c = contributions[list(_REQUIRED)].copy()
     c["rooftop_id"] = c["rooftop_id"].astype("string")
-    touched = c["present"].astype(bool).to_numpy() & (c["contribution"].to_numpy() > 0)
+    touched = c["present"].astype(bool).to_numpy() & (
+        c["risk_points"].to_numpy() >= MIN_DRIVER_RISK
+    )
     c["touched"] = touched.astype(np.int64)
     c["shap_up"] = np.where(touched, c["contribution"], 0.0)
     c["points_up"] = np.where(touched, c["risk_points"], 0.0)

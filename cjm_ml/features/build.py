@@ -14,6 +14,7 @@ and only the lead task reads a parameter here (the group's response standard).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, TypeAlias
 
@@ -68,7 +69,8 @@ _TASK_REQUIRED: dict[Task, tuple[str, ...]] = {
 
 
 class _PointInTime:
-    """The instances seen through the timeline: windows ending at each instance's cutoff."""
+    """The instances seen through the timeline: windows ending at each instance's cutoff, or
+    earlier (``before``), each counting only the events known (recorded) before the cutoff."""
 
     def __init__(self, tl: Timeline, instances: Columns) -> None:
         self.tl = tl
@@ -80,12 +82,17 @@ class _PointInTime:
         """Each customer's events in ``[start, cutoff)`` (from the first event if None)."""
         if start is None:
             return self.whole
-        return self.tl.window(self.cust, start, self.cutoff)
+        return self.tl.window(self.cust, start, self.cutoff, known_before=self.cutoff)
+
+    def before(self, start: np.ndarray | None, end: np.ndarray) -> Window:
+        """Each customer's events in ``[start, end)`` (``end`` at or before the cutoff) known
+        before the cutoff."""
+        return self.tl.window(self.cust, start, end, known_before=self.cutoff)
 
     @cached_property
     def whole(self) -> Window:
         """Each customer's events before the cutoff."""
-        return self.tl.window(self.cust, None, self.cutoff)
+        return self.tl.window(self.cust, None, self.cutoff, known_before=self.cutoff)
 
     def recent(self, days: float) -> Window:
         """Each customer's events in the ``days`` before the cutoff."""
@@ -230,7 +237,7 @@ def _lead_leakage(
     cols = {**_research(pit, tl), **_context(pit, tl, "lead_leakage")}
     lead_type = _strings(inst["lead_type"])
     cols["lead_type"] = lead_type
-    before_lead = tl.window(pit.cust, None, pit.anchor)
+    before_lead = pit.before(None, pit.anchor)
     cols["prior_leads"] = Timeline.count(tl.positions(*LEAD_TYPES), before_lead).astype(float)
     # The lead event itself: an inbound call picked up live is its own first reply.
     lead_pos = Timeline.first(tl.positions(*LEAD_TYPES), since_lead)
@@ -251,7 +258,7 @@ def _lead_leakage(
     ):
         cols[name] = Timeline.count(tl.positions(etype), since_lead).astype(float)
     last_reply = Timeline.last(tl.positions("sms_replied"), since_lead)
-    after_reply = Window(lo=np.maximum(since_lead.lo, last_reply + 1), hi=since_lead.hi)
+    after_reply = replace(since_lead, lo=np.maximum(since_lead.lo, last_reply + 1))
     cols["unanswered_texts"] = Timeline.count(tl.positions("sms_sent"), after_reply).astype(float)
     calls = tl.positions("outbound_call")
     talked = Timeline.count(calls[tl.value[calls] > 0], since_lead)
@@ -277,18 +284,9 @@ def _no_show(tl: Timeline, pit: _PointInTime, inst: Columns, params: TaskParams)
     cols["appointment_kind"] = kind
     cols["appointment_lead_days"] = (to_ns(inst["scheduled_ts"]) - booked) / NS_DAY
     cols["rescheduled"] = np.asarray(inst["rescheduled"].astype(bool), dtype=float)
-    # Confirmations are matched to this appointment by id, and count only before the cutoff;
-    # the earliest counts (at the same moment: the first in the timeline).
-    conf = tl.positions("appointment_confirmation_sent")
-    by_time = conf[np.argsort(tl.ts[conf], kind="stable")]
-    matched = pc.index_in(
-        pa.array(_strings(inst["instance_id"])),
-        value_set=tl.attribute_array(by_time, "appointment_id"),
-    )
-    found = pc.fill_null(matched, -1).to_numpy(zero_copy_only=False)
-    at = by_time[np.maximum(found, 0)] if len(conf) else np.zeros(len(found), np.int64)
-    sent = (found >= 0) & (tl.ts[at] < pit.cutoff if len(conf) else False)
-    channel = tl.channel_at(np.where(sent, at, -1))
+    at = _first_confirmations(tl, pit, inst["instance_id"])
+    sent = at >= 0
+    channel = tl.channel_at(at)
     cols["confirmation_sent"] = sent.astype(float)
     cols["confirmation_channel"] = np.where(
         sent, np.where(channel >= 0, tl.channel_names[np.maximum(channel, 0)], "unknown"), "none"
@@ -308,13 +306,41 @@ def _no_show(tl: Timeline, pit: _PointInTime, inst: Columns, params: TaskParams)
     return cols
 
 
+def _first_confirmations(tl: Timeline, pit: _PointInTime, appointment_ids: Any) -> np.ndarray:
+    """Each appointment's first confirmation known at its cutoff, as a timeline position (-1:
+    none). Confirmations are matched by id; the earliest sent counts (at the same moment: the
+    first in the timeline)."""
+    conf = tl.positions("appointment_confirmation_sent")
+    by_time = conf[np.argsort(tl.ts[conf], kind="stable")]
+    sent_ids = tl.attribute_array(by_time, "appointment_id")
+    wanted = pa.array(_strings(appointment_ids))
+    if not len(conf):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    if tl.recorded is None or not tl.recorded.late[conf].any():
+        # Known as sent: the earliest is known before the cutoff if any is.
+        found = pc.fill_null(pc.index_in(wanted, value_set=sent_ids), -1)
+        found = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+        at = by_time[np.maximum(found, 0)]
+        return np.where((found >= 0) & (tl.known[at] < pit.cutoff), at, -1)
+    # Some were recorded late: every (appointment, confirmation) pair, the earliest known.
+    sent = pd.DataFrame({"id": pd.Series(sent_ids, dtype=STRING), "rank": np.arange(len(conf))})
+    asked = pd.DataFrame({"id": pd.Series(wanted, dtype=STRING), "inst": np.arange(len(wanted))})
+    pairs = asked.merge(sent.dropna(), on="id")
+    at = by_time[pairs["rank"].to_numpy()]
+    pairs = pairs[tl.known[at] < pit.cutoff[pairs["inst"].to_numpy()]]
+    first = pairs.sort_values(["inst", "rank"]).drop_duplicates("inst")
+    out = np.full(len(wanted), -1, dtype=np.int64)
+    out[first["inst"].to_numpy()] = by_time[first["rank"].to_numpy()]
+    return out
+
+
 def _service_defection(
     tl: Timeline, pit: _PointInTime, inst: Columns, params: TaskParams
 ) -> dict[str, Any]:
     since_delivery = pit.window(pit.anchor)
     cols = _context(pit, tl, "service_defection")
     cols["delivery_education_done"] = pit.any(since_delivery, "delivery_education")
-    first_day = tl.window(pit.cust, pit.anchor, np.minimum(pit.anchor + NS_DAY, pit.cutoff))
+    first_day = pit.before(pit.anchor, np.minimum(pit.anchor + NS_DAY, pit.cutoff))
     cols["first_service_booked_at_delivery"] = pit.any(first_day, "service_appointment_set")
     cols["reminder_channel_matches_preference"] = _reminder_match(pit, tl, since_delivery)
     cols["welcome_message_engaged"] = pit.any(since_delivery, *ENGAGEMENT)
@@ -326,7 +352,7 @@ def _service_defection(
     sales_surveys = surveys[_is(tl.attribute_array(surveys, "survey"), "sales")]
     cols["sales_csi_score"] = tl.value_at(Timeline.last(sales_surveys, since_delivery))
     cols["used_vehicle"] = _is(inst["vehicle_condition"], "used").astype(float)
-    before_delivery = tl.window(pit.cust, None, pit.anchor)
+    before_delivery = pit.before(None, pit.anchor)
     cols["prior_service_visits"] = Timeline.count(
         tl.positions("repair_order_opened"), before_delivery
     ).astype(float)

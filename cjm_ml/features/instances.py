@@ -7,12 +7,21 @@ task columns known at the cutoff. Labels look into the future on purpose; featur
 
 How outcomes count:
 - lead_leakage: 1 when no sales appointment is set and no showroom visit happens in
-  ``(lead, lead + window]``.
+  ``(lead, lead + window]``, or when the CRM closes the lead as lost to another dealer. A
+  ``lead_closed`` event closes the customer's latest lead at or before it; a lead closed as a
+  bad lead or a duplicate is no instance at all (``attrs["bad_or_duplicate_left_out"]``).
 - no_show: one instance per booking (``appointment_set``, ``service_appointment_set``, and the
   new booking an ``appointment_rescheduled`` creates). 1 for ``appointment_no_show``; 0 for a
   show, a cancellation, or a reschedule (the customer engaged; the new time is a new instance).
 - service_defection: 1 when no repair order opens at any rooftop of the group in
   ``(delivery, delivery + window]``.
+
+Only open cases: an instance whose outcome is already settled at its cutoff is neither trained
+on nor scored (``build_instances`` leaves it out and counts it in ``attrs["settled_left_out"]``;
+``open_instances`` applies the same rule at "now"). Settled means, in ``(anchor, cutoff]``:
+- lead_leakage: a sales appointment set, a showroom visit, a delivery, or the CRM closing it;
+- no_show: the booking's first outcome (no-show, show, cancellation, reschedule);
+- service_defection: a repair order opened.
 """
 
 from __future__ import annotations
@@ -53,6 +62,13 @@ INSTANCE_COLUMNS = (
     "cutoff_ts",
     "label",
 )
+#: The outcome's moment of an instance whose outcome is not settled (yet).
+NEVER_NS = np.iinfo(np.int64).max
+#: Events that settle a lead: its next step has happened (the lead_leakage label's outcome).
+LEAD_SETTLED_BY = ("appointment_set", "showroom_visit", "vehicle_delivery")
+#: CRM lead statuses (``lead_closed``): leads that are no instance at all, and lost leads.
+JUNK_LEAD_STATUSES = ("bad_lead", "duplicate")
+LOST_LEAD_STATUS = "lost_other_dealer"
 #: How far ahead ``open_instances`` looks for anchors: as if the data were extracted then
 #: (in ns, capped at the int64 range instead of overflowing pandas' time range).
 _FAR_FUTURE_NS = 36_500 * NS_DAY
@@ -68,7 +84,10 @@ class _Found:
     """A task's instances before any filtering, one per row: their ids (strings), anchor and
     cutoff times (ns), whether each label is known by ``as_of`` and its value where known;
     ``columns(rows, cutoff_ts, label)`` builds the table's columns for the chosen rows (the
-    strings only for those). ``none`` says why there is no instance at all, if so."""
+    strings only for those). ``none`` says why there is no instance at all, if so.
+    ``settled_ns``: when each instance's outcome was settled (the first settling event after
+    the anchor, ``NEVER_NS`` for none); ``settled`` says which were settled by the cutoff.
+    ``junk``: anchors that are no instance at all (leads closed as bad or duplicate)."""
 
     ids: Any
     anchor_ns: np.ndarray
@@ -77,7 +96,14 @@ class _Found:
     y: np.ndarray
     columns: Callable[[np.ndarray, Any, Any], Columns]
     none: str | None
+    settled_ns: np.ndarray
     scheduled_ns: np.ndarray | None = None
+    junk: np.ndarray | None = None
+
+    @property
+    def settled(self) -> np.ndarray:
+        """Whether each instance's outcome was settled at or before its cutoff (left out)."""
+        return self.settled_ns <= self.cutoff_ns
 
 
 def _anchor_columns(tl: Timeline, positions: np.ndarray, ids: Any) -> Columns:
@@ -103,6 +129,20 @@ def _none_within(
         tl.positions(*event_types), tl.window(tl.cust[anchors], start + 1, end + 1)
     )
     return (found == 0).astype(int), end
+
+
+def _first_after(
+    tl: Timeline, anchors: np.ndarray, event_types: tuple[str, ...], window_ns: int
+) -> np.ndarray:
+    """For the anchor events at ``anchors``: when the first of ``event_types`` that follows in
+    ``(anchor, anchor + window]`` became known (ns: recorded, ``Timeline.known``), or
+    ``NEVER_NS``. A case settles when the dealer can know it has: what happened but was
+    recorded after the cutoff leaves the case open there, as serving sees it at that moment."""
+    start = tl.ts[anchors]
+    first = Timeline.first(
+        tl.positions(*event_types), tl.window(tl.cust[anchors], start + 1, start + window_ns + 1)
+    )
+    return np.where(first >= 0, tl.known[np.maximum(first, 0)], NEVER_NS)
 
 
 def _label(y: np.ndarray, known: np.ndarray) -> Any:
@@ -145,12 +185,25 @@ def build_instances(
     found = _found(tl, task, params, as_of_ns)
     if found.none is not None:
         raise NoInstancesError(found.none)
-    rows = np.flatnonzero(found.cutoff_ns <= as_of_ns)
-    if not len(rows):
+    reached = found.cutoff_ns <= as_of_ns
+    if not reached.any():
         raise NoInstancesError(f"{task}: no instance has reached its prediction moment by as_of")
+    junk = reached & found.junk if found.junk is not None else np.zeros(len(reached), bool)
+    settled = reached & found.settled & ~junk
+    rows = np.flatnonzero(reached & ~settled & ~junk)
+    if not len(rows):
+        raise NoInstancesError(
+            f"{task}: every instance that reached its prediction moment is left out "
+            f"({int(settled.sum())} settled before their cutoff, {int(junk.sum())} bad or "
+            "duplicate leads)"
+        )
     rows = _by_id(found, rows)
     label = _label(found.y[rows], found.known[rows])
-    return pd.DataFrame(found.columns(rows, to_timestamps(found.cutoff_ns[rows]), label))
+    table = pd.DataFrame(found.columns(rows, to_timestamps(found.cutoff_ns[rows]), label))
+    table.attrs["settled_left_out"] = int(settled.sum())
+    if task == "lead_leakage":
+        table.attrs["bad_or_duplicate_left_out"] = int(junk.sum())
+    return table
 
 
 def _lead_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Found:
@@ -178,7 +231,33 @@ def _lead_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Found:
         "(lead_form, lead_call, lead_chat, lead_third_party)"
     )
     cutoff = lead_ns + int(p.cutoff_after_lead_minutes * NS_MIN)
-    return _Found(ids, lead_ns, cutoff, window_end <= as_of_ns, dark, columns, none)
+    window_ns = int(p.window_days * NS_DAY)
+    closed_ns, status = _lead_closures(tl, pos, window_ns)
+    settled_ns = np.minimum(_first_after(tl, pos, LEAD_SETTLED_BY, window_ns), closed_ns)
+    lost = dark | (status == LOST_LEAD_STATUS)
+    junk = np.isin(status, JUNK_LEAD_STATUSES)
+    known = window_end <= as_of_ns
+    return _Found(ids, lead_ns, cutoff, known, lost, columns, none, settled_ns, junk=junk)
+
+
+def _lead_closures(tl: Timeline, leads: np.ndarray, window_ns: int) -> tuple[np.ndarray, Any]:
+    """For the leads at ``leads`` (sorted positions): when the CRM's first closure of each one
+    became known (``NEVER_NS`` when none) and with which status ("" when not). A
+    ``lead_closed`` closes the customer's latest lead at or before it; only closures in
+    ``[lead, lead + window]`` count."""
+    start = tl.ts[leads]
+    cust = tl.cust[leads]
+    end = start + window_ns + 1
+    if len(leads) > 1:  # a closure from the customer's next lead on is the next lead's
+        same = cust[1:] == cust[:-1]
+        end[:-1] = np.where(same, np.minimum(end[:-1], start[1:]), end[:-1])
+    closed = tl.positions("lead_closed")
+    first = Timeline.first(closed, tl.window(cust, start, np.maximum(end, start)))
+    found = np.flatnonzero(first >= 0)
+    status = np.full(len(leads), "", dtype=object)
+    if len(found):
+        status[found] = tl.attribute_array(first[found], "status").to_numpy(zero_copy_only=False)
+    return np.where(first >= 0, tl.known[np.maximum(first, 0)], NEVER_NS), status
 
 
 @cache
@@ -204,7 +283,7 @@ def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _
     cutoff = np.maximum(
         booked_ns, scheduled_ns - int(params.no_show.cutoff_before_start_hours * NS_HOUR)
     )
-    y, when = _first_outcomes(tl, ids)
+    y, when, known_at = _first_outcomes(tl, ids)
     known = (y >= 0) & (when <= as_of_ns)
     service_kind = _service_bookings(tl, pos, ids)
 
@@ -232,7 +311,10 @@ def _appointment_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _
         )
     elif not len(usable):
         none = "no_show: no booking carries both 'appointment_id' and 'scheduled_ts' in attributes"
-    return _Found(ids, booked_ns, cutoff, known, np.maximum(y, 0), columns, none, scheduled_ns)
+    settled_ns = np.where(y >= 0, known_at, NEVER_NS)
+    return _Found(
+        ids, booked_ns, cutoff, known, np.maximum(y, 0), columns, none, settled_ns, scheduled_ns
+    )
 
 
 def _service_bookings(tl: Timeline, pos: np.ndarray, ids: Any) -> np.ndarray:
@@ -279,17 +361,25 @@ def _iso_format(shape: tuple[int, bool], text: str) -> str | None:
     return _ISO_FORMATS[shape]
 
 
-def _first_outcomes(tl: Timeline, appointment_ids: Any) -> tuple[np.ndarray, np.ndarray]:
+#: Appointment outcomes: event type, the attribute naming the appointment, the label.
+_OUTCOMES = (
+    ("appointment_no_show", "appointment_id", 1),
+    ("appointment_showed", "appointment_id", 0),
+    ("appointment_cancelled", "appointment_id", 0),
+    ("appointment_rescheduled", "rescheduled_from", 0),
+)
+_OUTCOME_TYPES = tuple(t for t, _, _ in _OUTCOMES)
+
+
+def _first_outcomes(
+    tl: Timeline, appointment_ids: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each appointment's first outcome: 1 for a no-show, 0 for a show, a cancellation or a
-    reschedule, -1 for none yet; and when it happened (ns). Outcomes are matched by
-    appointment id; at the same moment, no-show, show, cancellation, reschedule win in turn."""
+    reschedule, -1 for none yet; when it happened and when it became known (ns, recorded).
+    Outcomes are matched by appointment id; at the same moment, no-show, show, cancellation,
+    reschedule win in turn."""
     ids, when, outcome = [], [], []
-    for etype_name, key, label in (
-        ("appointment_no_show", "appointment_id", 1),
-        ("appointment_showed", "appointment_id", 0),
-        ("appointment_cancelled", "appointment_id", 0),
-        ("appointment_rescheduled", "rescheduled_from", 0),
-    ):
+    for etype_name, key, label in _OUTCOMES:
         p = tl.positions(etype_name)
         ids.append(tl.attribute_array(p, key))
         when.append(tl.ts[p])
@@ -301,9 +391,14 @@ def _first_outcomes(tl: Timeline, appointment_ids: Any) -> tuple[np.ndarray, np.
     )
     at = pc.fill_null(matched, -1).to_numpy(zero_copy_only=False)
     if not len(by_time):
-        return np.full(len(at), -1), np.zeros(len(at), np.int64)
+        return np.full(len(at), -1), np.zeros(len(at), np.int64), np.zeros(len(at), np.int64)
     pick = by_time[np.maximum(at, 0)]
-    return np.where(at >= 0, every_outcome[pick], -1), np.where(at >= 0, every_when[pick], 0)
+    every_known = np.concatenate([tl.known[tl.positions(t)] for t in _OUTCOME_TYPES])
+    return (
+        np.where(at >= 0, every_outcome[pick], -1),
+        np.where(at >= 0, every_when[pick], 0),
+        np.where(at >= 0, every_known[pick], 0),
+    )
 
 
 def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Found:
@@ -327,7 +422,10 @@ def _delivery_instances(tl: Timeline, params: TaskParams, as_of_ns: int) -> _Fou
 
     none = None if len(pos) else "service_defection: the events hold no vehicle_delivery"
     cutoff = delivery_ns + int(p.cutoff_after_delivery_days * NS_DAY)
-    return _Found(ids, delivery_ns, cutoff, window_end <= as_of_ns, defected, columns, none)
+    window_ns = int(p.window_days * NS_DAY)
+    settled_ns = _first_after(tl, pos, ("repair_order_opened",), window_ns)
+    known = window_end <= as_of_ns
+    return _Found(ids, delivery_ns, cutoff, known, defected, columns, none, settled_ns)
 
 
 def open_instances(
@@ -339,7 +437,8 @@ def open_instances(
     """The instances a dealer can still act on at ``now`` (the serving view), scored at
     ``now``: ``cutoff_ts`` is ``now`` and ``label`` null. Only events before ``now`` count.
 
-    - lead_leakage: leads with no sales appointment or showroom visit yet, window running;
+    - lead_leakage: leads with no sales appointment, showroom visit or delivery yet, window
+      running;
     - no_show: bookings with no outcome yet whose start is still ahead;
     - service_defection: deliveries with no repair order yet, window running.
 
@@ -376,8 +475,11 @@ def _open(
     as_of_ns = min(now_ns + _FAR_FUTURE_NS, np.iinfo(np.int64).max)
     found = _found(tl, task, params, as_of_ns)
     rows = np.flatnonzero(found.cutoff_ns <= as_of_ns)
+    # The rule ``build_instances`` applies at the cutoff, at "now": nothing has settled the
+    # outcome yet (the timeline holds only events before now).
+    unsettled = found.settled_ns == NEVER_NS
     if found.scheduled_ns is not None:  # bookings: no outcome yet, start still ahead
-        still_open = ~found.known & (found.scheduled_ns > now_ns)
+        still_open = unsettled & (found.scheduled_ns > now_ns)
     else:  # leads, deliveries: no next step yet, window still running
         window = (
             params.lead_leakage.window_days
@@ -385,7 +487,7 @@ def _open(
             else params.service_defection.window_days
         )
         ends = found.anchor_ns + pd.Timedelta(days=window).value
-        still_open = found.known & (found.y == 1) & (ends > now_ns)
+        still_open = unsettled & (ends > now_ns)
     any_instance = found.none is None and len(rows) > 0
     rows = _by_id(found, rows[still_open[rows]])
     n = len(rows)

@@ -30,13 +30,17 @@ def build_feature_table(
 ) -> pd.DataFrame:
     """The task's instances (with labels) and features, from the canonical events.
 
-    Raises ``NoInstancesError`` when the events hold nothing to predict for this task, and
+    Instances settled before their cutoff are left out; ``table.attrs["settled_left_out"]``
+    counts them (and ``"bad_or_duplicate_left_out"`` the leads closed as such). Raises
+    ``NoInstancesError`` when the events hold nothing to predict for this task, and
     ``MissingColumnsError`` when the events lack a required column.
     """
     params = params or TaskParams()
     tl = Timeline.of(events)
     instances = build_instances(tl, task, params, as_of=as_of)
-    return BUILDERS[task](tl, instances, params)
+    table = BUILDERS[task](tl, instances, params)
+    table.attrs.update(instances.attrs)
+    return table
 
 
 def open_feature_columns(
@@ -60,13 +64,22 @@ def open_feature_columns(
 
 
 def feature_table_metadata(table: pd.DataFrame, task: Task, params: TaskParams) -> dict[str, str]:
-    """What a feature table's file carries besides its rows: task, windows, feature list."""
+    """What a feature table's file carries besides its rows: task, windows, feature list, and
+    how many instances were left out: settled before their cutoff (``settled_left_out``),
+    and for lead_leakage, leads the CRM closed as bad or duplicate
+    (``bad_or_duplicate_left_out``)."""
     labelled = table["label"].dropna()
     return {
         "task": task,
         "params": params.model_dump_json(),
         "features": json.dumps([f.name for f in features_for(task)]),
         "instances": str(len(table)),
+        "settled_left_out": str(table.attrs.get("settled_left_out", 0)),
+        **{
+            key: str(table.attrs[key])
+            for key in ("bad_or_duplicate_left_out",)
+            if key in table.attrs
+        },
         "labelled": str(len(labelled)),
         "label_rate": f"{labelled.astype(float).mean():.4f}" if len(labelled) else "nan",
         "cutoff_range": json.dumps([str(table["cutoff_ts"].min()), str(table["cutoff_ts"].max())]),

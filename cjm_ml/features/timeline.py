@@ -9,6 +9,13 @@ Every window is half-open in time, ``[start, end)``: an event exactly at a cutof
 before it, so nothing at or after the prediction moment can leak into a feature. Results
 depend only on each customer's own events, so the same instance gets the same answer from the
 whole table, a partition of customers, or that customer's events alone.
+
+An event may have been recorded after it happened (``recorded_ts``: a no-show or a closed
+repair order written into the CRM later). Its *known-at* time is the later of ``ts`` and
+``recorded_ts``. Features see an event only once it is known: a window built with
+``known_before`` (the instance's cutoff) counts an event only if ``known-at < known_before``,
+while its range is still by ``ts``; labels, built without it, use when things happened.
+``Timeline(events, until=now)`` and ``before(now)`` keep the events known before ``now``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cjm_ml.events import REQUIRED_COLUMNS, catalogue
+from cjm_ml.events import RECORDED_TS, REQUIRED_COLUMNS, catalogue
 
 NS_MIN = 60 * 1_000_000_000
 NS_HOUR = 60 * NS_MIN
@@ -47,11 +54,26 @@ _WS = r"[\t\n\f\r ]*"
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """The events recorded after they happened: each event's known-at time (ns, the later of
+    ``ts`` and ``recorded_ts``) and whether it is later than ``ts`` (``late``), by position."""
+
+    known: np.ndarray
+    late: np.ndarray
+
+
+@dataclass(frozen=True)
 class Window:
-    """Per-instance ranges ``[lo, hi)`` of positions in the timeline's sorted events."""
+    """Per-instance ranges ``[lo, hi)`` of positions in the timeline's sorted events.
+
+    With ``known_before`` (ns, one per instance) and the timeline's ``recorded`` events, an
+    event in range counts only if it was known before that moment (``Timeline.window`` sets
+    both; ``dataclasses.replace`` keeps them when a range is narrowed)."""
 
     lo: np.ndarray
     hi: np.ndarray
+    known_before: np.ndarray | None = None
+    recorded: Recorded | None = None
 
 
 class MissingColumnsError(ValueError):
@@ -67,15 +89,17 @@ class Timeline:
 
     Refuses a table without the event model's required columns (``MissingColumnsError``
     names them). Accepts the typed table from ``load_events`` or any frame with the same
-    columns; input row order does not matter. With ``until`` (a timezone-aware moment), only
-    the events strictly before it are indexed: the same as passing
-    ``events[events["ts"] < until]``, without copying the table.
+    columns; input row order does not matter. ``recorded_ts`` is optional (absent or null:
+    recorded when it happened). With ``until`` (a timezone-aware moment), only the events
+    known strictly before it are indexed: the same as passing
+    ``events[events["recorded_ts"].fillna(events["ts"]) < until]``, without copying the table.
     """
 
     def __init__(self, events: pd.DataFrame, until: pd.Timestamp | None = None) -> None:
         _require_columns(events)
         self._type_codes, self._channel_codes = _catalogue_codes()
-        ts, rows = _indexed_times(events["ts"], until)  # rows: those indexed, None for all
+        known = _known_ns(events)  # None: every event recorded when it happened
+        ts, rows = _indexed_times(events["ts"], until, known)  # rows: indexed, None for all
         self._customer_values: Any
         cust_codes, self._customer_values, self._customers_categorical = _customer_codes(
             events["customer_id"], rows
@@ -95,6 +119,7 @@ class Timeline:
         self.etype = etype[local]
         self.channel = _codes(events["channel"], self._channel_codes)[self.order]
         self.value = events["value"].to_numpy(dtype=float, na_value=np.nan)[self.order]
+        self._known = None if known is None else _late_only(known[self.order], self.ts)
         self._events = events
         self._positions: dict[tuple[str, ...], np.ndarray] = {}
         self._texts: dict[str, tuple[Any, np.ndarray | None] | None] = {}
@@ -106,9 +131,10 @@ class Timeline:
         return events if isinstance(events, Timeline) else cls(events)
 
     def before(self, until: pd.Timestamp) -> Timeline:
-        """This timeline without the events at or after ``until`` (timezone-aware), with no
-        re-sorting: every answer is the one ``Timeline(events[events["ts"] < until])`` gives."""
-        kept = self.ts < timestamp_ns(until)
+        """This timeline with only the events known (recorded) before ``until``
+        (timezone-aware), with no re-sorting: every answer is the one
+        ``Timeline(events, until=until)`` gives."""
+        kept = self.known < timestamp_ns(until)
         if kept.all():
             return self
         sub = Timeline.__new__(Timeline)
@@ -118,9 +144,24 @@ class Timeline:
             setattr(sub, name, getattr(self, name))
         for name in _PER_EVENT:
             setattr(sub, name, getattr(self, name)[kept])
+        sub._known = None if self._known is None else _late_only(self._known[kept], sub.ts)
         sub._positions = {}
         sub._py_texts = {}
         return sub
+
+    @property
+    def known(self) -> np.ndarray:
+        """When each event became known (ns, by position): its ``recorded_ts``, or its ``ts``
+        when it was recorded as it happened."""
+        return self.ts if self._known is None else self._known
+
+    @cached_property
+    def recorded(self) -> Recorded | None:
+        """The known-at times and the events recorded after they happened; ``None`` when every
+        event was recorded as it happened (then windows need no check)."""
+        if self._known is None:
+            return None
+        return Recorded(known=self._known, late=self._known > self.ts)
 
     @cached_property
     def customers(self) -> pd.Index:
@@ -194,12 +235,27 @@ class Timeline:
         pos = _search(self.key, np.maximum(cust, 0) * self._clock.span * self._n_types)
         return np.where(cust < 0, 0, pos)
 
-    def window(self, cust: np.ndarray, start: np.ndarray | None, end: np.ndarray) -> Window:
-        """Events of each customer with ``start <= ts < end`` (``start=None``: from the first)."""
+    def window(
+        self,
+        cust: np.ndarray,
+        start: np.ndarray | None,
+        end: np.ndarray,
+        known_before: np.ndarray | None = None,
+    ) -> Window:
+        """Events of each customer with ``start <= ts < end`` (``start=None``: from the first).
+
+        ``known_before`` (ns per instance, a feature's cutoff): of those, only the events
+        known (recorded) before it count in ``count``, ``first`` and ``last`` (an ``end``
+        after it is taken as it). ``None``: by ``ts`` alone (what happened, as labels see it)."""
+        if known_before is not None:
+            end = np.minimum(end, known_before)
         hi = self.position(cust, end)
         lo = self.customer_start(cust) if start is None else self.position(cust, start)
         lo = np.minimum(lo, hi)
-        return Window(lo=lo, hi=hi)
+        if known_before is None or self.recorded is None:
+            return Window(lo=lo, hi=hi)
+        known = np.broadcast_to(np.asarray(known_before, dtype=np.int64), lo.shape)
+        return Window(lo=lo, hi=hi, known_before=known, recorded=self.recorded)
 
     # ------------------------------------------------------------------ masks and queries
     def positions(self, *event_types: str) -> np.ndarray:
@@ -216,36 +272,41 @@ class Timeline:
 
     @staticmethod
     def count(positions: np.ndarray, window: Window) -> np.ndarray:
-        """How many of ``positions`` fall in each window."""
-        return _search(positions, window.hi) - _search(positions, window.lo)
+        """How many of ``positions`` fall in each window (and were known in time, if the
+        window says by when)."""
+        n = _search(positions, window.hi) - _search(positions, window.lo)
+        late = _LateInWindow.of(positions, window)
+        if late is None:
+            return n
+        return n - np.bincount(late.inst[~late.visible], minlength=len(n))
 
     @staticmethod
     def first(positions: np.ndarray, window: Window) -> np.ndarray:
-        """The first of ``positions`` in each window, or -1."""
-        j = _search(positions, window.lo)
-        cand = positions[np.minimum(j, len(positions) - 1)] if len(positions) else window.lo
-        found = (j < len(positions)) & (cand < window.hi)
-        return np.where(found, cand, -1)
+        """The first of ``positions`` in each window (known in time), or -1."""
+        late = _LateInWindow.of(positions, window)
+        if late is None:
+            return _first(positions, window)
+        return _earliest(_first(late.on_time, window), late.pick(first=True))
 
     @staticmethod
     def last(positions: np.ndarray, window: Window) -> np.ndarray:
-        """The last of ``positions`` in each window, or -1."""
-        j = _search(positions, window.hi) - 1
-        cand = positions[np.maximum(j, 0)] if len(positions) else window.lo
-        found = (j >= 0) & (cand >= window.lo) & (cand < window.hi)
-        return np.where(found, cand, -1)
+        """The last of ``positions`` in each window (known in time), or -1."""
+        late = _LateInWindow.of(positions, window)
+        if late is None:
+            return _last(positions, window)
+        return np.maximum(_last(late.on_time, window), late.pick(first=False))
 
     def ts_at(self, pos: np.ndarray) -> np.ndarray:
         """Event time (ns) at each position; NaN where ``pos`` is -1."""
-        return np.where(pos >= 0, self.ts[np.maximum(pos, 0)].astype(float), np.nan)
+        return np.where(pos >= 0, _take(self.ts, pos).astype(float), np.nan)
 
     def value_at(self, pos: np.ndarray) -> np.ndarray:
         """Event ``value`` at each position; NaN where ``pos`` is -1."""
-        return np.where(pos >= 0, self.value[np.maximum(pos, 0)], np.nan)
+        return np.where(pos >= 0, _take(self.value, pos), np.nan)
 
     def channel_at(self, pos: np.ndarray) -> np.ndarray:
         """Channel code at each position; -1 where ``pos`` is -1 or the channel is missing."""
-        return np.where(pos >= 0, self.channel[np.maximum(pos, 0)], -1)
+        return np.where(pos >= 0, _take(self.channel, pos), -1)
 
     @cached_property
     def channel_names(self) -> np.ndarray:
@@ -319,6 +380,76 @@ class Timeline:
         return values.take(pa.array(at, mask=at < 0))
 
 
+def _take(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``values`` at ``pos``, any value where ``pos`` is -1 (the caller masks those); zeros
+    for a timeline without events (every ``pos`` is -1 then)."""
+    if not len(values):
+        return np.zeros(len(pos), dtype=values.dtype)
+    return values[np.maximum(pos, 0)]
+
+
+def _first(positions: np.ndarray, window: Window) -> np.ndarray:
+    """The first of ``positions`` in each range ``[lo, hi)``, or -1 (by range alone)."""
+    j = _search(positions, window.lo)
+    cand = positions[np.minimum(j, len(positions) - 1)] if len(positions) else window.lo
+    found = (j < len(positions)) & (cand < window.hi)
+    return np.where(found, cand, -1)
+
+
+def _last(positions: np.ndarray, window: Window) -> np.ndarray:
+    """The last of ``positions`` in each range ``[lo, hi)``, or -1 (by range alone)."""
+    j = _search(positions, window.hi) - 1
+    cand = positions[np.maximum(j, 0)] if len(positions) else window.lo
+    found = (j >= 0) & (cand >= window.lo) & (cand < window.hi)
+    return np.where(found, cand, -1)
+
+
+def _earliest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per instance, the smaller of two positions where both are found (-1: not found)."""
+    return np.where(a < 0, b, np.where(b < 0, a, np.minimum(a, b)))
+
+
+@dataclass(frozen=True)
+class _LateInWindow:
+    """``positions`` split for a window that checks when events became known: those recorded
+    as they happened (``on_time``, counted by range alone), and each (instance, late position)
+    pair in range, flattened: ``inst``, ``cand`` (ascending per instance) and whether it was
+    known before the instance's moment (``visible``). Late events are few, so the pairs are."""
+
+    on_time: np.ndarray
+    inst: np.ndarray
+    cand: np.ndarray
+    visible: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, positions: np.ndarray, window: Window) -> _LateInWindow | None:
+        """The split, or ``None`` when the window needs no check or no position is late."""
+        rec, known_before = window.recorded, window.known_before
+        if rec is None or known_before is None or not len(positions):
+            return None
+        is_late = rec.late[positions]
+        if not is_late.any():
+            return None
+        late = positions[is_late]
+        a = _search(late, window.lo)
+        n = np.maximum(_search(late, window.hi) - a, 0)
+        inst = np.repeat(np.arange(len(n)), n)
+        cand = late[np.repeat(a - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))]
+        visible = rec.known[cand] < known_before[inst]
+        return cls(positions[~is_late], inst, cand, visible, len(n))
+
+    def pick(self, first: bool) -> np.ndarray:
+        """Per instance, the first (or last) visible late position in range, or -1."""
+        inst, cand = self.inst[self.visible], self.cand[self.visible]
+        out = np.full(self.n, -1, dtype=np.int64)
+        if len(inst):
+            edge = inst[1:] != inst[:-1]
+            at = np.flatnonzero(np.r_[True, edge] if first else np.r_[edge, True])
+            out[inst[at]] = cand[at]
+        return out
+
+
 #: The columns a Timeline reads: the event model's required ones and these optional ones.
 _READ_COLUMNS = (*REQUIRED_COLUMNS, "channel", "value", "attributes", "vehicle_id")
 
@@ -330,14 +461,38 @@ def _require_columns(events: pd.DataFrame) -> None:
         raise MissingColumnsError(f"events table is missing column(s): {', '.join(missing)}")
 
 
+def _known_ns(events: pd.DataFrame) -> np.ndarray | None:
+    """Each row's known-at time (ns): the later of ``ts`` and ``recorded_ts`` (absent or null:
+    ``ts``); ``None`` when no row was recorded after it happened. Refuses a ``recorded_ts``
+    that is not timezone-aware."""
+    if RECORDED_TS not in events.columns:
+        return None
+    recorded = events[RECORDED_TS]
+    if not isinstance(recorded.dtype, pd.DatetimeTZDtype):
+        if recorded.isna().all():
+            return None
+        raise ValueError(
+            "'recorded_ts' must be timezone-aware UTC timestamps; validate the events first"
+        )
+    ns = to_ns(recorded)  # NaT is the smallest int64: the maximum below takes ts there
+    if not (ns > np.iinfo(np.int64).min).any():
+        return None
+    return np.maximum(to_ns(events["ts"]), ns)
+
+
+def _late_only(known: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """``known`` (by position), or ``None`` when it equals ``ts`` everywhere."""
+    return known if (known != ts).any() else None
+
+
 def _indexed_times(
-    ts: pd.Series, until: pd.Timestamp | None
+    ts: pd.Series, until: pd.Timestamp | None, known: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The times (ns) of the events to index, those strictly before ``until``, and their rows
-    (``None`` when every row is indexed); refuses a naive ``until``."""
+    """The times (ns) of the events to index, those known strictly before ``until``, and their
+    rows (``None`` when every row is indexed); refuses a naive ``until``."""
     ns = to_ns(ts)
     if until is not None:
-        kept = ns < timestamp_ns(until)
+        kept = (ns if known is None else known) < timestamp_ns(until)
         if not kept.all():
             rows = np.flatnonzero(kept)
             return ns[rows], rows

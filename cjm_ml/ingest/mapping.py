@@ -17,7 +17,8 @@ Nothing here is specific to one system: a new export shape needs a new file, not
   ``event_types`` (a column's words -> event types; words in ``skip`` yield no event);
   ``channel`` (fixed) or ``channels`` (a column's words -> channels); ``when``: conditions on
   columns (``{ confirmation_sent = "Y" }``, a list of words, or ``{ present = false }``);
-  ``columns``: the fields only this event carries (at least ``ts`` here or in ``[columns]``);
+  ``columns``: the fields only this event carries (at least ``ts`` here or in ``[columns]``;
+  ``recorded_ts``, when the system recorded it if later, is optional, a time like ``ts``);
   ``required = false`` when a row without this event's time simply lacks the event.
 - ``[identity]``: the columns holding email, phone and name (personal data: hashed by
   ``cjm_ml.ingest.identity``, and the only columns that may carry it; they may feed nothing
@@ -74,7 +75,9 @@ SHIPPED_MAPPINGS: dict[str, tuple[str, str]] = {
 #: The format word for ISO 8601 times (any strftime pattern is the other choice).
 ISO = "ISO"
 #: Canonical fields read as times: their columns must be declared in ``[times]``.
-TIME_FIELDS: tuple[str, ...] = ("ts", "scheduled_ts")
+#: ``recorded_ts``: when the system recorded the event, if later than ``ts`` (a no-show
+#: entered the next morning); features see the event only from then on.
+TIME_FIELDS: tuple[str, ...] = ("ts", "scheduled_ts", "recorded_ts")
 #: Canonical fields whose words are never mapped (times, ids, amounts; rooftops via
 #: ``[rooftops]``).
 UNMAPPED_FIELDS: tuple[str, ...] = (
@@ -231,6 +234,7 @@ class Columns(_Strict):
     required where)."""
 
     ts: Column | None = None
+    recorded_ts: Column | None = None
     rooftop: Column | None = None
     source: Column | None = None
     vehicle_id: Column | None = None
@@ -242,6 +246,7 @@ class Columns(_Strict):
     survey: Column | None = None
     condition: Column | None = None
     task: Column | None = None
+    status: Column | None = None
 
     @model_validator(mode="after")
     def _no_word_maps(self) -> Columns:

@@ -9,7 +9,9 @@ rows):
   keep it; naive ones are read in the column's ``zone`` or the rooftop's, then converted to UTC.
   At the autumn change a local time happens twice: it is read as the first (daylight) one; in
   the spring gap it does not exist: it is moved to the first time after the gap. Both are
-  counted in the report (``ambiguous_times``, ``nonexistent_times``), never silently.
+  counted in the report (``ambiguous_times``, ``nonexistent_times``), never silently. A column
+  mapped to ``recorded_ts`` (when the system recorded the event) is read the same way; an
+  event recorded before it happened is refused.
 - **Events**: each ``[events.<name>]`` rule yields an event for the rows meeting its ``when``
   conditions whose event-type word is not skipped and, for a rule with ``required = false``,
   whose time is filled in. A booking whose value is not mapped carries the hours from ``ts``
@@ -64,6 +66,7 @@ ATTRIBUTE_FIELDS: tuple[str, ...] = (
     "survey",
     "condition",
     "task",
+    "status",
 )
 #: How many rows an error names before it counts the rest.
 ERROR_ROWS = 5
@@ -273,6 +276,7 @@ def _rule_events(
             "row": rows,
             "rule": name,
             "ts": values["ts"].loc[rows],
+            "recorded_ts": values.get("recorded_ts", _no_time(frame)).loc[rows],
             "event_type": event_type.loc[rows],
             "channel": channel.loc[rows],
             "source": values.get("source", _missing(frame)).loc[rows],
@@ -285,6 +289,10 @@ def _rule_events(
 
 def _missing(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.NA, index=frame.index, dtype="string")
+
+
+def _no_time(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
 
 
 def _lead_hours(event_type: pd.Series, values: dict[str, pd.Series]) -> pd.Series:
@@ -401,6 +409,7 @@ def _validated(events: pd.DataFrame, frame: pd.DataFrame, mapping: Mapping) -> p
             "rooftop_id": frame[rooftop.column].map(rooftops).iloc[events["row"]].to_numpy(),
             "customer_id": events["event_id"],
             "ts": events["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "recorded_ts": events["recorded_ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "event_type": events["event_type"],
             "channel": events["channel"],
             "source": events["source"],

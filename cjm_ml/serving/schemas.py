@@ -99,6 +99,11 @@ class EventIn(BaseModel):
     vehicle_id: str | None = Field(None, max_length=128)
     value: float | None = Field(None, allow_inf_nan=False, strict=True)
     attributes: Annotated[dict[str, Any] | None, AfterValidator(check_finite)] = None
+    recorded_ts: When | None = Field(
+        None,
+        description="When the source system recorded the event, if later than ts (a no-show "
+        "entered the next morning): features see it only from then on.",
+    )
 
 
 class EventsIn(BaseModel):
@@ -346,6 +351,7 @@ def events_frame(events: list[EventIn], dealer_group_id: str) -> pd.DataFrame:
             "vehicle_id": e.vehicle_id or "",
             "value": "" if e.value is None else repr(e.value),
             "attributes": "" if e.attributes is None else json.dumps(e.attributes),
+            "recorded_ts": "" if e.recorded_ts is None else e.recorded_ts.isoformat(),
         }
         for e in events
     ]

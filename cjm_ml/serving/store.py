@@ -8,6 +8,11 @@ from a file.
 
 Idempotency is per dealer group and ``event_id``: sending an event again is a no-op, sending a
 different event under an id already stored is a conflict and nothing of that batch is written.
+
+Each event keeps ``recorded_ts`` (when its source system recorded it; null: when it happened),
+so scoring at "now" sees only the events recorded before "now" (``cjm_ml.features.timeline``).
+The table's schema is versioned (``SCHEMA_VERSION``); opening a file written by an earlier
+version upgrades it in place, in one transaction (``_migrate``), keeping every event.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ from cjm_ml.serving._sqlite import Connections, ensure_schema, transaction
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-#: ``ts`` is stored as integer microseconds since the Unix epoch (UTC), the canonical resolution.
+#: 1: the first table; 2: ``recorded_ts`` (``_migrate`` upgrades a 1 file).
+SCHEMA_VERSION = 2
+#: ``ts`` and ``recorded_ts`` are stored as integer microseconds since the Unix epoch (UTC), the
+#: canonical resolution (``recorded_ts`` NULL: recorded when it happened).
 _DDL = """
 CREATE TABLE IF NOT EXISTS events (
     dealer_group_id TEXT NOT NULL,
@@ -55,6 +62,7 @@ CREATE TABLE IF NOT EXISTS events (
     vehicle_id TEXT,
     value REAL,
     attributes TEXT,
+    recorded_ts INTEGER,
     PRIMARY KEY (dealer_group_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id, dealer_group_id, ts);
@@ -66,6 +74,10 @@ _SELECT = f"SELECT {_COLUMN_LIST} FROM events"
 #: Columns compared when an event_id is already stored (all but the key itself).
 _CONTENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in ("dealer_group_id", "event_id"))
 _EPOCH = pd.Timestamp(0, tz="UTC")
+#: What version 2 adds to a version 1 table (NULL for the events stored before: recorded when
+#: they happened, which is all version 1 knew).
+_ADDED_COLUMNS = {"recorded_ts": "INTEGER"}
+_NAT = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,7 @@ class SqliteEventStore:
 
     @staticmethod
     def _init_connection(conn: sqlite3.Connection) -> None:
+        _migrate(conn)
         ensure_schema(conn, "events", SCHEMA_VERSION, _DDL)
         conn.execute(_INCOMING_DDL)
 
@@ -289,7 +302,10 @@ def _sql_values(s: pd.Series) -> list[Any]:
         levels = np.array([*s.cat.categories.tolist(), None], dtype=object)
         return list(levels[s.cat.codes.to_numpy()].tolist())  # code -1 picks the None
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return list(s.astype(TS_DTYPE).astype("int64").tolist())
+        micros = s.astype(TS_DTYPE).array.asi8
+        if s.isna().any():  # NaT -> NULL
+            return [None if m == _NAT else m for m in micros.tolist()]
+        return list(micros.tolist())
     if s.dtype.kind == "f":
         floats = s.to_numpy()
         out = floats.astype(object)
@@ -313,6 +329,10 @@ def _to_frame(rows: list[tuple[Any, ...]], ordered: bool = False) -> pd.DataFram
         return pd.arrays.ArrowStringArray(pa.array(cols[column], type=pa.large_string()))
 
     micros = np.array(cols["ts"], dtype="int64").view("datetime64[us]")
+    recorded = cols["recorded_ts"]
+    recorded_micros = np.fromiter(
+        (_NAT if r is None else r for r in recorded), np.int64, len(recorded)
+    ).view("datetime64[us]")
     typed = pd.DataFrame(
         {
             "event_id": text("event_id"),
@@ -326,6 +346,7 @@ def _to_frame(rows: list[tuple[Any, ...]], ordered: bool = False) -> pd.DataFram
             "vehicle_id": text("vehicle_id"),
             "value": np.array(cols["value"], dtype="float64"),  # None -> NaN
             "attributes": text("attributes"),
+            "recorded_ts": pd.DatetimeIndex(recorded_micros).tz_localize("UTC"),
         },
         copy=False,
     )
@@ -386,6 +407,20 @@ def _time_filter(
         where += " AND rooftop_id IN (SELECT value FROM json_each(?))"
         params += (json.dumps(_id_list(rooftops, "rooftops")),)
     return where, params
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Upgrade a schema 1 events table in place, in one transaction (nothing to do on a new
+    or current file): add ``recorded_ts``, NULL for every stored event. Events are kept."""
+    with transaction(conn):
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if not columns or set(_ADDED_COLUMNS) <= columns:
+            return
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in columns:
+                conn.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+        stored = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    log.info("upgraded the event store to schema %d (%d events kept)", SCHEMA_VERSION, stored)
 
 
 def _find_conflicts(conn: sqlite3.Connection) -> list[tuple[str, tuple[str, ...]]]:

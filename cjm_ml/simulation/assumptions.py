@@ -149,6 +149,34 @@ class Leads(_Section):
         description="Showroom visitors who did not buy and come back with a new lead."
     )
     returns_after_days: Range = Field(description="Time to the returning lead.")
+    booked_in_call_share: Probability = Field(
+        description="Answered live calls not going dark that book a sales appointment during "
+        "the call."
+    )
+    booked_in_chat_share: Probability = Field(
+        description="Chats not going dark that book a sales appointment during the chat."
+    )
+    booked_in_contact_minutes: Range = Field(
+        description="Booking during the call or chat: minutes after the lead."
+    )
+
+
+class LeadClosure(_Section):
+    """The CRM closing leads (``lead_closed`` with its status): junk leads (bad contact data,
+    duplicates) within hours, dark leads days later, sold leads at delivery."""
+
+    junk_share_of_dark: Probability = Field(
+        description="Dark leads that are bad leads or duplicates (closed within hours)."
+    )
+    duplicate_share_of_junk: Probability = Field(description="Junk leads closed as duplicates.")
+    junk_closed_after_hours: Range = Field(description="Junk lead closed after the lead.")
+    dark_closed_share: Probability = Field(
+        description="Other dark leads the CRM closes (no_contact or lost_other_dealer)."
+    )
+    lost_other_dealer_share: Probability = Field(
+        description="Closed dark leads marked lost to another dealer (the rest: no contact)."
+    )
+    dark_closed_after_days: Range = Field(description="Dark lead closed after the lead.")
 
 
 class FirstResponse(_Section):
@@ -344,6 +372,21 @@ class Engagement(_Section):
     reply_hours_mean: float = Field(gt=0, description="Exponential mean delay.")
 
 
+class LateRecord(_Section):
+    """How often an event type is written into its system after it happened, and how late."""
+
+    share: Probability = Field(description="Events of the type recorded late.")
+    delay_hours: Range = Field(description="How long after, uniform.")
+
+
+class Recording(_Section):
+    """Outcomes the dealer's systems record after the fact (``recorded_ts``): a no-show
+    entered the next morning, a lost lead closed at the weekly clean-up, a repair order posted
+    in the DMS later. By event type; other events are recorded as they happen."""
+
+    late: dict[str, LateRecord]
+
+
 class Exports(_Section):
     """The mess of the raw exports (``exports.py``): time zones, spellings, gaps, duplicates."""
 
@@ -366,9 +409,6 @@ class Exports(_Section):
     call_lead_email_share: Probability = Field(description="Phone-up leads with an email.")
     chat_lead_phone_share: Probability = Field(description="Chat leads with a phone.")
     users_per_rooftop: int = Field(ge=1, description="Staff per role who log CRM activities.")
-    lost_reasons: tuple[str, ...] = Field(
-        min_length=1, description="Lost reasons given to leads that led nowhere."
-    )
     model_lines: tuple[str, ...] = Field(min_length=1, description="Vehicle model lines.")
     inventory_used_share: Probability = Field(
         description="Vehicles never delivered (inventory viewed, serviced) that are used."
@@ -384,6 +424,7 @@ class Assumptions(_Section):
     customers: Customers
     research: Research
     leads: Leads
+    lead_closure: LeadClosure
     first_response: FirstResponse
     follow_up: FollowUp
     opening_hours: OpeningHours
@@ -392,6 +433,7 @@ class Assumptions(_Section):
     deliveries: Deliveries
     service: Service
     engagement: Engagement
+    recording: Recording
     exports: Exports
 
 

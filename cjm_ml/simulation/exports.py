@@ -4,8 +4,10 @@
 
 - ``adf/``: web-form leads, one ADF 1.0 document per file (``<lead id>.xml``), and the
   third-party leads in one file holding many ``<adf>`` documents (``third_party_leads.xml``).
-- ``crm_leads.csv``, ``crm_activities.csv``: the CRM's phone-up and chat leads, and its activity
-  log (calls, texts, emails, tasks, showroom steps, holds, reminders, surveys).
+- ``crm_leads.csv``, ``crm_activities.csv``: the CRM's leads (phone-ups and chats it took
+  itself, and the web-form and third-party leads that also arrived as ADF), each with its
+  status and when the CRM closed it, and its activity log (calls, texts, emails, tasks,
+  showroom steps, holds, reminders, surveys).
 - ``scheduler_appointments.csv``: every sales and service appointment once, with its outcome.
 - ``dms_deals.csv``, ``dms_repair_orders.csv``: deliveries, and repair orders with inspections.
 - ``web_events.csv``: web analytics hits by visitor id.
@@ -53,6 +55,16 @@ ADF_TIME = "%Y-%m-%dT%H:%M:%S"
 #: Leads by export: web-form and third-party leads arrive as ADF, the rest live in the CRM.
 ADF_LEADS = {"lead_form": "Website form", "lead_third_party": "Third-party listing"}
 CRM_LEADS = {"lead_call": "Phone Up", "lead_chat": "Chat"}
+#: Lead types of the ADF leads in the CRM's lead list (their events come from the ADF).
+CRM_ADF_LEAD_TYPES = {"lead_form": "Internet", "lead_third_party": "Third Party"}
+#: The CRM closing a lead (``lead_closed``): its status and lost reason by canonical status.
+LEAD_CLOSURES = {
+    "sold": ("Sold", None),
+    "lost_other_dealer": ("Lost", "Bought elsewhere"),
+    "no_contact": ("Lost", "No response"),
+    "bad_lead": ("Bad", None),
+    "duplicate": ("Duplicate", None),
+}
 #: Web analytics page types (a credit application only when made on the web).
 WEB_PAGES = {
     "inventory_search": "search_results",
@@ -298,11 +310,20 @@ def _prepare(group: SimulatedGroup, settings: Exports) -> _Group:
         cust=cust,
         rt=rt,
         local=_local_times(ev["ts"], rt, rooftops["time_zone"].to_numpy()),
+        entered=_local_times(_recorded(ev), rt, rooftops["time_zone"].to_numpy()),
         number=g.people["customer_number"].to_numpy()[cust],
         vin=_vins(ev["vehicle_id"]),
         lead_id=_lead_ids(ev, cust, g.rng(1)),
     )
     return g
+
+
+def _recorded(events: pd.DataFrame) -> pd.Series:
+    """When each event was entered into its system, where later than it happened (else NaT):
+    the exports' "entered" and "posted" columns."""
+    if "recorded_ts" not in events.columns:
+        return pd.Series(pd.NaT, index=events.index, dtype=events["ts"].dtype)
+    return events["recorded_ts"].where(events["recorded_ts"] > events["ts"])
 
 
 def _rooftop_table(group: SimulatedGroup, settings: Exports) -> pd.DataFrame:
@@ -465,32 +486,40 @@ def _where(values: pd.Series, keep: np.ndarray) -> pd.Series:
 WORKING_DAYS = 30
 
 
-def _lead_status(g: _Group, leads: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Each lead's CRM status (Sold, Active, Appointment Set, Working, Lost) from what followed
-    it, and a lost reason for the lost ones."""
+def _lead_status(g: _Group, leads: pd.DataFrame) -> pd.DataFrame:
+    """Each lead's CRM status, lost reason and closing time: a closed lead's from its first
+    ``lead_closed`` (Sold; Lost, bought elsewhere or no response; Bad; Duplicate), an open
+    one's (Active, Appointment Set, Working, Inactive) from what followed it."""
     ev = g.events
 
     def followed_by(types: list[str]) -> np.ndarray:
         return leads["lead_id"].isin(ev.loc[ev["event_type"].isin(types), "lead_id"]).to_numpy()
 
     recent = (leads["ts"] > ev["ts"].max() - pd.Timedelta(days=WORKING_DAYS)).to_numpy()
-    status = np.select(
+    progress = np.select(
         [
-            followed_by(["vehicle_delivery"]),
             followed_by(["showroom_visit", "appointment_showed"]),
             followed_by(["appointment_set"]),
             recent,
         ],
-        ["Sold", "Active", "Appointment Set", "Working"],
-        "Lost",
+        ["Active", "Appointment Set", "Working"],
+        "Inactive",
     )
-    reasons = np.asarray(g.settings.lost_reasons)[
-        rng.integers(0, len(g.settings.lost_reasons), len(leads))
-    ]
+    closures = g.of(("lead_closed",)).drop_duplicates("lead_id")  # the first, by lead
+    closure = closures.set_index("lead_id").reindex(leads["lead_id"].to_numpy())
+    canonical = _attr(closure["attributes"].astype("string"), "status").to_numpy(dtype=object)
+    closed = ~pd.isna(canonical)
+    words = {k: v[0] for k, v in LEAD_CLOSURES.items()}
+    reasons = {k: v[1] for k, v in LEAD_CLOSURES.items() if v[1] is not None}
+    status = pd.Series(canonical, dtype="string").map(words)
     return pd.DataFrame(
         {
-            "status": pd.Series(status, dtype="string"),
-            "lost_reason": _where(pd.Series(reasons, dtype="string"), status == "Lost"),
+            "status": status.where(closed, pd.Series(progress, dtype="string")),
+            "lost_reason": pd.Series(canonical, dtype="string").map(reasons).astype("string"),
+            "closed_at": _format(closure["local"].to_numpy(dtype="datetime64[s]"), US_TIME),
+            "status_entered_at": _format(
+                closure["entered"].to_numpy(dtype="datetime64[s]"), US_TIME
+            ),
         }
     )
 
@@ -503,8 +532,10 @@ def _visitor_ids(g: _Group, cust: np.ndarray) -> pd.Series:
 
 
 def _crm_leads(g: _Group) -> pd.DataFrame:
-    """``crm_leads.csv``: phone-up and chat leads, one row each, with status and contact."""
-    leads = g.of(tuple(CRM_LEADS)).reset_index(drop=True)
+    """``crm_leads.csv``: every lead, one row each (phone-ups and chats with their duration or
+    messages; web-form and third-party leads, which also arrived as ADF), with status,
+    closing time and contact."""
+    leads = g.of((*CRM_LEADS, *CRM_ADF_LEAD_TYPES)).reset_index(drop=True)
     rng = g.rng(3)
     cust = leads["cust"].to_numpy()
     contact = _spelled(g, cust, rng)
@@ -516,9 +547,11 @@ def _crm_leads(g: _Group) -> pd.DataFrame:
             "lead_id": leads["lead_id"],
             "created_at": _format(leads["local"], US_TIME),
             "rooftop": g.rooftops["name"].to_numpy()[leads["rt"]],
-            "lead_type": leads["event_type"].astype("string").map(CRM_LEADS),
+            "lead_type": leads["event_type"]
+            .astype("string")
+            .map({**CRM_LEADS, **CRM_ADF_LEAD_TYPES}),
             "source": leads["source"].astype("string"),
-            **_lead_status(g, leads, rng),
+            **_lead_status(g, leads),
             "first_name": contact["first_name"],
             "last_name": contact["last_name"],
             "email": _where(
@@ -529,7 +562,7 @@ def _crm_leads(g: _Group) -> pd.DataFrame:
             ),
             "visitor_id": _visitor_ids(g, cust),
             "call_duration_s": value.where(is_call),
-            "chat_messages": value.where(~is_call),
+            "chat_messages": value.where((leads["event_type"] == "lead_chat").to_numpy()),
             "_customer_id": leads["customer_id"],
             "_canonical_id": leads["event_id"],
         }
@@ -722,6 +755,7 @@ def _by_appointment(g: _Group, event_type: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "at": _format(rows["local"], ISO_TIME).to_numpy(),
+            "entered": _format(rows["entered"], ISO_TIME).to_numpy(),
             "channel": rows["channel"].astype("string").map(CRM_CHANNELS).to_numpy(),
         },
         index=_attr(rows["attributes"], "appointment_id").to_numpy(),
@@ -739,9 +773,12 @@ def _scheduler(g: _Group) -> pd.DataFrame:
     created = _format(b["local"], ISO_TIME)
     status = pd.Series(pd.NA, index=b.index, dtype="string")
     status_at = pd.Series(pd.NA, index=b.index, dtype="string")
+    entered = pd.Series(pd.NA, index=b.index, dtype="string")
     for event_type, word in OUTCOMES.items():
-        at = b["aid"].map(_by_appointment(g, event_type)["at"])
+        outcome = _by_appointment(g, event_type)
+        at = b["aid"].map(outcome["at"])
         status, status_at = status.mask(at.notna(), word), status_at.fillna(at)
+        entered = entered.fillna(b["aid"].map(outcome["entered"]).where(at.notna()))
     moved = pd.Series(created.to_numpy(), index=b["before"].to_numpy()).dropna()
     moved = moved[moved.index.notna()]
     at = b["aid"].map(moved[~moved.index.duplicated()])
@@ -774,6 +811,7 @@ def _scheduler(g: _Group) -> pd.DataFrame:
             ),
             "status": status,
             "status_at": status_at,
+            "status_entered_at": entered,
             "confirmation_sent": pd.Series(
                 np.where(b["aid"].isin(confirmed.index), "Y", "N"), dtype="string"
             ),
@@ -821,6 +859,8 @@ def _dms_repair_orders(g: _Group) -> pd.DataFrame:
     for later in RO_STEPS[1:]:
         first = first.combine_first(steps[later].reindex(ids)[first.columns])
     at = {t: _format(s["local"], ISO_TIME).set_axis(s.index).reindex(ids) for t, s in steps.items()}
+    closed = steps["repair_order_closed"]
+    posted = _format(closed["entered"], ISO_TIME).set_axis(closed.index).reindex(ids)
     value = {t: s["value"].reindex(ids) for t, s in steps.items()}
     return pd.DataFrame(
         {
@@ -830,6 +870,7 @@ def _dms_repair_orders(g: _Group) -> pd.DataFrame:
             "vin": first["vin"].to_numpy(),
             "opened_at": at["repair_order_opened"].to_numpy(),
             "closed_at": at["repair_order_closed"].to_numpy(),
+            "posted_at": posted.to_numpy(),
             "customer_pay": value["repair_order_closed"].to_numpy(),
             "mpi_sent_at": at["mpi_sent"].to_numpy(),
             "mpi_recommended": value["mpi_sent"].to_numpy(),
@@ -846,6 +887,7 @@ def _dms_repair_orders(g: _Group) -> pd.DataFrame:
                 "vin",
                 "opened_at",
                 "closed_at",
+                "posted_at",
                 "mpi_sent_at",
                 "mpi_approved_at",
             )

@@ -48,7 +48,23 @@ def events_frame(state: GroupState, dealer_group_id: str) -> pd.DataFrame:
             "attributes": pd.array(cols["attrs"], dtype="string"),
         }
     )
+    frame["recorded_ts"] = _recorded_late(state, frame)
     return sort_events(frame)
+
+
+def _recorded_late(state: GroupState, frame: pd.DataFrame) -> pd.Series:
+    """``recorded_ts``: for the event types ``[recording]`` names, a share recorded that many
+    hours after they happened; NaT (recorded as it happened) elsewhere. One random stream,
+    drawn for every event, so the rest of the log does not move with these settings."""
+    rng = state.rng("recording")
+    draw, delay = rng.random(len(frame)), rng.random(len(frame))
+    hours = np.full(len(frame), np.nan)
+    for event_type, late in state.assumptions.recording.late.items():
+        chosen = (frame["event_type"] == event_type).to_numpy() & (draw < late.share)
+        low, high = late.delay_hours
+        hours[chosen] = low + (high - low) * delay[chosen]
+    later = pd.to_timedelta(hours, unit="h")
+    return (frame["ts"] + later).where(~np.isnan(hours) & (hours > 0))
 
 
 def truth_frames(state: GroupState) -> dict[Task, pd.DataFrame]:

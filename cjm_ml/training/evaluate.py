@@ -48,13 +48,68 @@ def calibration_table(y: np.ndarray, risk: np.ndarray, bins: int = 10) -> pd.Dat
     )
 
 
+#: The columns of ``risk_metrics``'s result, in order (a slice table's columns after ``by``).
+METRICS = (
+    "n",
+    "positive_rate",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "precision_top10",
+    "recall_top10",
+    "precision_top20",
+    "recall_top20",
+)
+
+
 def slice_metrics(table: pd.DataFrame, risk: np.ndarray, by: str) -> pd.DataFrame:
-    """``risk_metrics`` per value of a column (rooftop, marketing source)."""
+    """``risk_metrics`` per value of a column (rooftop, marketing source): one row per value
+    present, its AUCs NaN where the slice has one class only; rows missing the value are left
+    out (a column missing everywhere gives a table with no rows, and every column)."""
     y = table["label"].astype(int).to_numpy()
-    rows = []
-    for value, idx in table.groupby(by, observed=True).indices.items():
-        rows.append({by: value, **risk_metrics(y[idx], risk[idx])})
-    return pd.DataFrame(rows)
+    risk = np.asarray(risk, dtype=float)
+    rows = [
+        {by: value, **risk_metrics(y[idx], risk[idx])}
+        for value, idx in table.groupby(by, observed=True).indices.items()
+        if len(idx)
+    ]
+    return pd.DataFrame(rows, columns=[by, *METRICS])
+
+
+#: The least margin over 0.5 a test AUC needs to count as better than a constant model.
+MIN_AUC_NOISE = 0.01
+
+
+def auc_noise(auc: float, positives: int, negatives: int) -> float:
+    """How far from 0.5 an AUC must be to beat a constant model: twice the AUC's standard
+    error on a test set of ``positives`` and ``negatives`` (Hanley & McNeil, 1982), at least
+    ``MIN_AUC_NOISE``. NaN without both classes."""
+    if positives < 1 or negatives < 1 or not np.isfinite(auc):
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return max(2 * float(np.sqrt(max(variance, 0.0))), MIN_AUC_NOISE)
+
+
+def constant_model_verdict(y: np.ndarray, auc: float) -> str | None:
+    """Why a model whose test-period AUC on labels ``y`` is ``auc`` cannot be told from a
+    constant one (one risk for everybody), or None when it beats one: its AUC must exceed 0.5
+    by more than ``auc_noise``. The one home of the rule that keeps such a model from being
+    promoted."""
+    y = np.asarray(y, dtype=int)
+    positives = int(y.sum())
+    noise = auc_noise(auc, positives, len(y) - positives)
+    if not np.isfinite(noise):
+        return (
+            f"the test period has {positives:,} of {len(y):,} outcomes: no AUC, so no evidence "
+            "the model beats a constant one"
+        )
+    if auc - 0.5 <= noise:
+        return f"AUC {auc:.3f} is within noise (±{noise:.3f}) of a constant model"
+    return None
 
 
 def capture_ratio(auc_model: float, auc_truth: float) -> float:

@@ -7,6 +7,8 @@ serving needs and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from cjm_ml.artifact import ModelArtifact
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import features_for
+from cjm_ml.registry import FeatureSpec, features_for
 from cjm_ml.training.norms import norms_by_group
 
 
@@ -44,9 +46,38 @@ class TrainingParams(BaseModel):
     seed: int = 7
 
 
+class NothingToFit(ValueError):
+    """Every feature of the task is constant (or always missing) in the training rows."""
+
+
+def constant_features(table: pd.DataFrame, task: Task) -> dict[str, str]:
+    """The task's registered features that carry no information in ``table``: feature ->
+    why, ``"always missing"`` or ``"constant (always <value>)"`` (one value and never
+    missing). LightGBM never splits on them, so dropping them changes no tree; they are left
+    out of the model (and so of its explanations). Refuses a table missing a feature, by name."""
+    names = [f.name for f in features_for(task)]
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise ValueError(f"{task}: feature table lacks {', '.join(missing)}")
+    out: dict[str, str] = {}
+    for name in names:
+        column = table[name]
+        known = column.dropna()
+        if known.empty:
+            out[name] = "always missing"
+        elif len(known) == len(column) and known.nunique() == 1:
+            value = known.iloc[0]
+            shown = f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
+            out[name] = f"constant (always {shown})"
+    return out
+
+
 class RiskModel(ModelArtifact):
-    """The trainable risk model: ``fit`` learns a ``ModelArtifact`` (booster, levels,
-    calibration, bands, norms) from a feature table and returns self."""
+    """The trainable risk model: ``fit`` learns a ``ModelArtifact`` (features, booster,
+    levels, calibration, bands, norms) from a feature table and returns self. ``dropped_``:
+    the registered features ``fit`` left out (``constant_features``: feature -> why)."""
+
+    dropped_: dict[str, str]
 
     def __init__(
         self,
@@ -65,8 +96,23 @@ class RiskModel(ModelArtifact):
     def fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> RiskModel:
         """Fit on ``train``, stop early and calibrate on ``valid`` (both labelled). The norms
         default to those of ``train`` and ``valid`` together, per dealer group and pooled
-        (``norms_by_group``; ``train_task`` sets them from every labelled instance)."""
-        categorical = [f.name for f in features_for(self.task) if f.unit == "category"]
+        (``norms_by_group``; ``train_task`` sets them from every labelled instance).
+
+        The model reads the registered features that vary in ``train``: the constant or
+        always-missing ones are dropped (``dropped_``); raises ``NothingToFit`` when none is
+        left."""
+        self.dropped_ = constant_features(train, self.task)
+        kept = [f.name for f in features_for(self.task) if f.name not in self.dropped_]
+        if not kept:
+            raise NothingToFit(
+                f"{self.task}: every feature is constant or always missing in the training "
+                "rows; nothing to fit"
+            )
+        self.features = kept
+        kept_set = set(kept)
+        categorical = [
+            f.name for f in features_for(self.task) if f.unit == "category" and f.name in kept_set
+        ]
         self.categories_ = {
             c: sorted(train[c].astype("string").dropna().unique().tolist()) for c in categorical
         }
@@ -81,8 +127,17 @@ class RiskModel(ModelArtifact):
         # Risk bands: the riskiest 20% of the validation period is "high", the next 30% "medium".
         medium, high = np.quantile(self.predict_risk(valid), [0.5, 0.8])
         self.bands_ = {"medium": float(medium), "high": float(high)}
-        self.norms_ = norms_by_group(pd.concat([train, valid]), self.task, self.task_params)
+        self.norms_ = self.own_norms(
+            norms_by_group(pd.concat([train, valid]), self.task, self.task_params)
+        )
         return self
+
+    def own_norms(self, norms: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """``norms`` (``norms_by_group``'s) restricted to the features the model reads."""
+        return {
+            group: {k: v for k, v in values.items() if k in self.features}
+            for group, values in norms.items()
+        }
 
     def _fit_booster(
         self, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray
@@ -124,10 +179,11 @@ class RiskModel(ModelArtifact):
         )
 
 
-def logistic_baseline(task: Task) -> Pipeline:
-    """Logistic regression on the same features: median-imputed, scaled numerics with
-    missing-value indicators, one-hot categoricals (unknown levels ignored)."""
-    specs = features_for(task)
+def logistic_baseline(task: Task, features: Sequence[str] | None = None) -> Pipeline:
+    """Logistic regression on the same features (``features``, default every registered one):
+    median-imputed, scaled numerics with missing-value indicators, one-hot categoricals
+    (unknown levels ignored)."""
+    specs = _specs(task, features)
     categorical = [f.name for f in specs if f.unit == "category"]
     numeric = [f.name for f in specs if f.unit != "category"]
     columns = ColumnTransformer(
@@ -141,10 +197,20 @@ def logistic_baseline(task: Task) -> Pipeline:
     return make_pipeline(columns, LogisticRegression(max_iter=2000))
 
 
-def baseline_matrix(table: pd.DataFrame, task: Task) -> pd.DataFrame:
-    """The baseline's input: registered features, categoricals as plain strings."""
-    x = table[[f.name for f in features_for(task)]].copy()
-    for f in features_for(task):
+def baseline_matrix(
+    table: pd.DataFrame, task: Task, features: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The baseline's input: ``features`` (default every registered one), categoricals as
+    plain strings."""
+    specs = _specs(task, features)
+    x = table[[f.name for f in specs]].copy()
+    for f in specs:
         if f.unit == "category":
             x[f.name] = x[f.name].astype("string").fillna("unknown").astype(object)
     return x
+
+
+def _specs(task: Task, features: Sequence[str] | None) -> list[FeatureSpec]:
+    """The registry entries of ``features`` (default: every registered one), registry order."""
+    specs = features_for(task)
+    return specs if features is None else [f for f in specs if f.name in set(features)]

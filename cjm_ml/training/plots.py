@@ -50,8 +50,10 @@ def calibration_figure(report: TrainingReport) -> Figure:
 
 
 def importance_figure(report: TrainingReport, top: int = 15) -> Figure:
-    """The features LightGBM used most (share of total gain), described in dealer terms."""
-    table = report.importance.head(top).iloc[::-1]
+    """The features LightGBM used most (share of total gain), described in dealer terms;
+    features it never split on are left out."""
+    used = report.importance[report.importance["gain"] > 0]
+    table = used.head(top).iloc[::-1]
     labels = [feature_spec(f).description for f in table["feature"]]
     fig = Figure(figsize=(9, 0.35 * len(table) + 1))
     ax = fig.subplots()

@@ -17,14 +17,22 @@ from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from cjm_ml.params import Task, TaskParams
+from cjm_ml.registry import features_for
 from cjm_ml.training.config import TrainingConfig, load_training_config
 from cjm_ml.training.evaluate import (
     calibration_table,
     capture_ratio,
+    constant_model_verdict,
     risk_metrics,
     slice_metrics,
 )
-from cjm_ml.training.model import RiskModel, TrainingParams, baseline_matrix, logistic_baseline
+from cjm_ml.training.model import (
+    RiskModel,
+    TrainingParams,
+    baseline_matrix,
+    constant_features,
+    logistic_baseline,
+)
 from cjm_ml.training.norms import norms_by_group
 from cjm_ml.training.split import TimeSplit, time_split
 
@@ -38,14 +46,24 @@ SLICES: dict[Task, tuple[str, ...]] = {
 }
 
 
+#: Why a run fitted nothing (``TrainingReport.refusal`` when ``model`` is None).
+NOTHING_TO_FIT = (
+    "every feature is constant or always missing in the training rows: nothing to fit, "
+    "no model trained"
+)
+
+
 @dataclass
 class TrainingReport:
     """What one run produced and measured. ``metrics`` has a row per scorer (``lightgbm``,
-    ``logistic``, and ``truth`` on simulated data) and a column per metric."""
+    ``logistic``, and ``truth`` on simulated data) and a column per metric. ``dropped``: the
+    registered features left out of the model, feature -> why (constant or always missing in
+    the training rows). ``model`` and ``baseline`` are None when every feature was dropped:
+    nothing was fitted, and the tables are empty (``refusal`` says so)."""
 
     task: Task
-    model: RiskModel
-    baseline: Pipeline
+    model: RiskModel | None
+    baseline: Pipeline | None
     split: TimeSplit
     metrics: pd.DataFrame
     calibration: pd.DataFrame
@@ -57,11 +75,27 @@ class TrainingReport:
     test_risk: np.ndarray = field(default_factory=lambda: np.empty(0))
     baseline_risk: np.ndarray = field(default_factory=lambda: np.empty(0))
     truth_risk: np.ndarray | None = None
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def auc(self) -> float:
-        """The LightGBM model's test-period ROC AUC."""
+        """The LightGBM model's test-period ROC AUC (NaN when nothing was fitted)."""
+        if "lightgbm" not in self.metrics.index:
+            return float("nan")
         return float(self.metrics.loc["lightgbm", "roc_auc"])
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this run's model must not be promoted (None when it may be): nothing was
+        fitted, or its test AUC cannot be told from a constant model's
+        (``constant_model_verdict``)."""
+        if self.model is None:
+            return NOTHING_TO_FIT
+        return constant_model_verdict(_labels(self.split.test), self.auc)
+
+    def dropped_lines(self) -> list[str]:
+        """One line per dropped feature, for the console: ``name: why``."""
+        return [f"{name}: {why}" for name, why in self.dropped.items()]
 
     def summary(self) -> dict[str, float]:
         """Flat metrics for tracking: ``<scorer>_<metric>`` (capture included on simulated data)."""
@@ -89,6 +123,32 @@ def headline(report: TrainingReport) -> pd.DataFrame:
     columns = [c for c in HEADLINE if c in report.metrics.columns]
     table = report.metrics[columns].rename(columns=HEADLINE)
     return table.rename(index={"lightgbm": "LightGBM", "logistic": "logistic", "truth": "ceiling"})
+
+
+def console_lines(report: TrainingReport) -> list[str]:
+    """What ``cjm train`` prints for one run: the data and timings, the headline table and the
+    split by kind, the features left out of the model (and why), and, when nothing was
+    fitted, that plainly."""
+    d = report.data
+    lines = [
+        f"\n{report.task}: {d['labelled']:,} labelled instances; test period {d['test_from']} "
+        f"to {d['test_to']} ({d['test_instances']:,})"
+    ]
+    if report.model is None:
+        lines.append(f"No model trained: {NOTHING_TO_FIT}.")
+    else:
+        lines[0] += (
+            f"; LightGBM {report.seconds['lightgbm']:.1f} s, "
+            f"logistic {report.seconds['logistic']:.1f} s"
+        )
+        lines.append(headline(report).to_string(float_format="{:.3f}".format, na_rep=""))
+        lines.append(by_kind(report).to_string(float_format="{:.3f}".format))
+    if report.dropped:
+        lines.append(
+            f"Left out of the model ({len(report.dropped)} feature(s) with nothing to learn):"
+        )
+        lines += [f"  {line}" for line in report.dropped_lines()]
+    return lines
 
 
 def by_kind(report: TrainingReport) -> pd.DataFrame:
@@ -158,26 +218,39 @@ def train_task(
     the norms its sentences quote come from every labelled instance, per dealer group (a group
     under ``config.norms.min_group_instances`` quotes the pooled ones). ``truth``
     (``instance_id``, ``true_prob``) adds the simulator's ceiling and each model's capture of it.
+
+    Features constant (or always missing) in the training period are left out of the model
+    and listed in ``dropped``; LightGBM never splits on them, so the trees are those it would
+    grow with them. When every feature is, nothing is fitted: the report has no model, empty
+    tables and says why (``refusal``), so tracking promotes nothing.
     """
     config = config or load_training_config()
     task_params = task_params or TaskParams()
     split = time_split(table, config.split.valid_share, config.split.test_share)
+    dropped = constant_features(split.train, task)
+    if dropped:
+        log.info("%s: left out %d constant feature(s): %s", task, len(dropped), dropped)
+    if len(dropped) == len(features_for(task)):
+        log.warning("%s: %s", task, NOTHING_TO_FIT)
+        return _nothing_fitted(task, table, split, dropped)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     model, searched = _fit_best(task, split, config.candidates(task, search), task_params, progress)
     seconds["lightgbm"] = time.perf_counter() - started
     labelled = pd.concat([split.train, split.valid, split.test])
-    model.norms_ = norms_by_group(
-        labelled, task, task_params, min_instances=config.norms.min_group_instances
+    model.norms_ = model.own_norms(
+        norms_by_group(labelled, task, task_params, min_instances=config.norms.min_group_instances)
     )
     started = time.perf_counter()
-    baseline = logistic_baseline(task).fit(baseline_matrix(split.train, task), _labels(split.train))
+    baseline = logistic_baseline(task, model.features).fit(
+        baseline_matrix(split.train, task, model.features), _labels(split.train)
+    )
     seconds["logistic"] = time.perf_counter() - started
 
     test, y = split.test, _labels(split.test)
     scores = {
         "lightgbm": model.predict_risk(test),
-        "logistic": baseline.predict_proba(baseline_matrix(test, task))[:, 1],
+        "logistic": baseline.predict_proba(baseline_matrix(test, task, model.features))[:, 1],
     }
     if truth is not None:
         known = test[["instance_id"]].merge(truth[["instance_id", "true_prob"]], how="left")
@@ -203,6 +276,26 @@ def train_task(
         test_risk=scores["lightgbm"],
         baseline_risk=scores["logistic"],
         truth_risk=scores.get("truth"),
+        dropped=dropped,
+    )
+
+
+def _nothing_fitted(
+    task: Task, table: pd.DataFrame, split: TimeSplit, dropped: dict[str, str]
+) -> TrainingReport:
+    """The report of a run whose every feature was dropped: no model, empty tables."""
+    return TrainingReport(
+        task=task,
+        model=None,
+        baseline=None,
+        split=split,
+        metrics=pd.DataFrame(columns=list(HEADLINE)),
+        calibration=pd.DataFrame(columns=["decile", "instances", "predicted", "observed"]),
+        slices=pd.DataFrame(columns=["slice", "value", "n", "roc_auc"]),
+        importance=pd.DataFrame(columns=["feature", "gain", "share"]),
+        search=pd.DataFrame(),
+        data=_describe_data(table, split),
+        dropped=dropped,
     )
 
 

@@ -4,7 +4,8 @@ Embedded default: a SQLite tracking store and an artifact folder under the data 
 (``<data_dir>/mlflow/``), no server. ``MLFLOW_TRACKING_URI`` (MLflow's own variable) points
 everything at a real MLflow server instead. Each task's model is registered under its own name;
 the ``champion`` alias moves to a new version only when it beats the current champion's AUC on
-the new run's test period.
+the new run's test period, and never to a model that cannot beat a constant one (nothing fitted,
+or a test AUC within noise of 0.5: ``TrainingReport.refusal``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mlflow.models import infer_signature
 from cjm_ml.artifact import ModelArtifact
 from cjm_ml.config import Settings
 from cjm_ml.params import MODEL_NAMES, Task
-from cjm_ml.registry import features_for
+from cjm_ml.registry import feature_spec
 from cjm_ml.training import plots
 from cjm_ml.training.evaluate import risk_metrics
 from cjm_ml.training.pyfunc import BUNDLE_ARTIFACT
@@ -130,9 +131,14 @@ def _load_version(name: str, version: str) -> ModelArtifact:
 def decide_promotion(
     report: TrainingReport, version: str, current: ModelArtifact | ChampionUnusable | None
 ) -> Promotion:
-    """Promote when there is no usable champion, or when the new model's AUC beats the
+    """Never promote a model that cannot beat a constant one (``TrainingReport.refusal``:
+    nothing fitted, or a test AUC within noise of 0.5), whatever the champion; otherwise
+    promote when there is no usable champion, or when the new model's AUC beats the
     champion's on the same test period (the new run's); a tie keeps the champion."""
     auc = report.auc
+    refusal = report.refusal
+    if refusal is not None:
+        return Promotion(False, f"not promoted: {refusal}", version, auc)
     if current is None:
         return Promotion(True, "first version: no champion yet", version, auc)
     if isinstance(current, ChampionUnusable):
@@ -157,33 +163,44 @@ def track(
     report: TrainingReport, settings: Settings | None = None, *, export: bool = True
 ) -> TrackedRun:
     """Log a training run to MLflow, register its model, promote it if it is better, and
-    export the (possibly unchanged) champion as a bundle under the models directory."""
+    export the (possibly unchanged) champion as a bundle under the models directory (none
+    when the task has no usable champion). A run that fitted nothing registers no model; one
+    that cannot beat a constant model is registered but never promoted (``decide_promotion``);
+    either way the reason is logged as a warning and tagged on the run."""
     settings = settings or Settings()
     configure_tracking(settings)
     task, name = report.task, MODEL_NAMES[report.task]
+    if report.model is None:
+        return _track_nothing_fitted(report, settings, export=export)
     client = MlflowClient()
     current: ModelArtifact | ChampionUnusable | None
     try:
         current = champion(client, task)
     except ChampionUnusable as exc:
         current = exc
+    model = report.model
     with (
         mlflow.start_run(experiment_id=_experiment(task, settings), run_name=task) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         _log_report(report)
-        bundle = report.model.save(
+        bundle = model.save(
             Path(tmp) / BUNDLE_ARTIFACT,
-            metadata={"run_id": run.info.run_id, "metrics": report.summary(), "data": report.data},
+            metadata={
+                "run_id": run.info.run_id,
+                "metrics": report.summary(),
+                "data": report.data,
+                "dropped_features": report.dropped,
+            },
         )
-        sample = report.split.test.head(50)[report.model.features]
+        sample = report.split.test.head(50)[model.features]
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_MODEL_CODE),
             artifacts={BUNDLE_ARTIFACT: str(bundle)},
             registered_model_name=name,
             signature=infer_signature(
-                _signature_frame(sample), report.model.predict_risk(report.split.test.head(50))
+                _signature_frame(sample), model.predict_risk(report.split.test.head(50))
             ),
             input_example=_signature_frame(sample.head(3)),
             pip_requirements=_requirements(),
@@ -198,24 +215,67 @@ def track(
     client.set_model_version_tag(name, version, "promotion_reason", promotion.reason)
     if promotion.promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
-    log.info("%s v%s: %s", name, version, promotion.reason)
-    path = export_champion(task, settings) if export else None
+        log.info("%s v%s: %s", name, version, promotion.reason)
+    else:
+        log.warning("%s v%s: %s", name, version, promotion.reason)
+    path = _export_if_any(task, settings) if export else None
     return TrackedRun(run.info.run_id, name, promotion, path)
+
+
+def _track_nothing_fitted(
+    report: TrainingReport, settings: Settings, *, export: bool
+) -> TrackedRun:
+    """Log a run that fitted nothing (every feature dropped): its data, the dropped features
+    and why it promotes nothing; no model is registered. The current champion, if any, is
+    exported unchanged."""
+    task, name = report.task, MODEL_NAMES[report.task]
+    reason = f"not promoted: {report.refusal}"
+    with mlflow.start_run(experiment_id=_experiment(task, settings), run_name=task) as run:
+        mlflow.log_params({f"data.{k}": v for k, v in report.data.items()})
+        _log_dropped(report)
+        mlflow.set_tags({"promoted": "false", "promotion_reason": reason})
+    log.warning("%s: %s", name, reason)
+    promotion = Promotion(False, reason, "", report.auc)
+    path = _export_if_any(task, settings) if export else None
+    return TrackedRun(run.info.run_id, name, promotion, path)
+
+
+def _export_if_any(task: Task, settings: Settings) -> Path | None:
+    """``export_champion``, or None (logged) when the task has no usable champion."""
+    try:
+        return export_champion(task, settings)
+    except (LookupError, ChampionUnusable) as exc:
+        log.warning("%s: no champion bundle exported (%s)", MODEL_NAMES[task], exc)
+        return None
+
+
+def _log_dropped(report: TrainingReport) -> None:
+    """The features left out of the model, as the ``dropped_features`` tag (``name: why``
+    joined by ``; ``, or ``none``) and ``report/dropped_features.json``."""
+    mlflow.set_tag("dropped_features", "; ".join(report.dropped_lines()) or "none")
+    mlflow.log_dict({"dropped_features": report.dropped}, "report/dropped_features.json")
 
 
 def _log_report(report: TrainingReport) -> None:
     """Log a report to the active run: parameters, data description, metrics, timings, the
-    feature registry, the report tables and the plots."""
+    features the model reads (their registry entries) and those it left out, the report
+    tables and the plots."""
+    model = report.model
+    assert model is not None  # track logs a run that fitted nothing elsewhere
     mlflow.log_params(
         {
-            **report.model.params.model_dump(),
+            **model.params.model_dump(),
             **{f"data.{k}": v for k, v in report.data.items()},
-            "trees": report.model.booster_.num_trees(),
+            "trees": model.booster_.num_trees(),
+            "features": len(model.features),
         }
     )
     mlflow.log_metrics(report.summary())
     mlflow.log_metrics({f"seconds_{k}": v for k, v in report.seconds.items()})
-    mlflow.log_dict({"features": [asdict(f) for f in features_for(report.task)]}, "features.json")
+    mlflow.log_dict(
+        {"features": [asdict(feature_spec(f)) for f in model.features]}, "features.json"
+    )
+    _log_dropped(report)
     for part in ("calibration", "slices", "importance", "search"):
         mlflow.log_text(getattr(report, part).to_csv(index=False), f"report/{part}.csv")
     for part, figure in (
@@ -257,6 +317,9 @@ def _requirements() -> list[str]:
 def describe(tracked: TrackedRun) -> str:
     """One line for the console: version, promotion decision and the bundle path."""
     p = tracked.promotion
-    verdict = "promoted to champion" if p.promoted else "not promoted"
     where = f"; bundle {tracked.bundle}" if tracked.bundle else ""
-    return f"{tracked.model_name} v{p.version}: {verdict} ({p.reason}){where}"
+    if not p.version:
+        return f"{tracked.model_name}: no model registered ({p.reason}){where}"
+    verdict = "promoted to champion" if p.promoted else "not promoted"
+    reason = p.reason.removeprefix("not promoted: ")
+    return f"{tracked.model_name} v{p.version}: {verdict} ({reason}){where}"

@@ -25,7 +25,7 @@ def test_explain_refuses_an_unknown_task_and_a_missing_table(nowhere: Path) -> N
     unknown = runner.invoke(app, ["explain", "--task", "churn"])
     assert unknown.exit_code == 2 and "unknown task 'churn'" in unknown.output
     missing = runner.invoke(app, ["explain", "--task", "no_show"])
-    table = nowhere / "data" / "demo" / "features" / "no_show.parquet"
+    table = nowhere / "data" / "features" / "no_show.parquet"
     assert missing.exit_code == 1
     assert f"error: {table}: no feature table; run `cjm features` or `cjm demo`" in (
         missing.output.replace("\n", "")

@@ -55,8 +55,8 @@ class Recorder:
             train=lambda tasks, features, settings: calls.append(
                 ("train", (tasks, features, settings.data_dir, settings.mlflow_dir.exists()))
             ),
-            write_journey_map=lambda events, html, rooftops, path: calls.append(
-                ("map", (html, rooftops, path))
+            write_journey_map=lambda events, html, rooftops, hotspots: calls.append(
+                ("map", (html, rooftops, hotspots))
             ),
             load_store=lambda settings, path: calls.append(
                 ("load_store", (settings.event_store_file, path, settings.data_dir))
@@ -97,7 +97,11 @@ def test_the_demo_ingests_the_raw_exports_checks_the_round_trip_and_serves(
     outs = {t: out / "features" / f"{t}.parquet" for t in TASKS}
     assert calls[9][1] == (n, events, outs)
     assert calls[10][1] == (list(TASKS), out / "features", out, False)
-    assert calls[11][1] == (out / "journey.html", out / "rooftops.json", events)
+    assert calls[11][1] == (
+        out / "journey.html",
+        out / "rooftops.json",
+        out / "explain" / "hotspots.parquet",
+    )
     assert calls[12][1][:2] == (out / "serving" / "events.db", events)
     assert calls[13][1] == out / "tenants.json"
     # A salt made for the demo, readable by its owner only.

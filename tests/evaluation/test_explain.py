@@ -14,7 +14,14 @@ from cjm_ml.params import TASKS
 def test_explain_prints_the_rollup_an_instance_and_the_planted_frictions(
     on_disk: Settings,
 ) -> None:
-    text = run_explain("lead_leakage", rooftop="rt-02", what_if=True, settings=on_disk)
+    text = run_explain(
+        "lead_leakage",
+        rooftop="rt-02",
+        what_if=True,
+        features=on_disk.demo_dir / "features" / "lead_leakage.parquet",
+        out=on_disk.demo_dir / "explain",
+        settings=on_disk,
+    )
     assert "Group roll-up: what adds the most risk" in text
     assert "rt-02 against the group" in text
     assert "Slow first reply to the lead" in text
@@ -29,7 +36,13 @@ def test_explain_prints_the_rollup_an_instance_and_the_planted_frictions(
 
 
 def test_explain_of_a_rooftop_without_planted_frictions_has_no_checks(on_disk: Settings) -> None:
-    text = run_explain("lead_leakage", rooftop="rt-01", settings=on_disk)
+    text = run_explain(
+        "lead_leakage",
+        rooftop="rt-01",
+        features=on_disk.demo_dir / "features" / "lead_leakage.parquet",
+        out=on_disk.demo_dir / "explain",
+        settings=on_disk,
+    )
     assert "rt-01 against the group" in text
     assert "Planted frictions" not in text
 

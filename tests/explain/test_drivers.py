@@ -12,7 +12,7 @@ import pytest
 import shap
 from scipy.special import logit
 
-from cjm_ml.explain.drivers import DriverExplainer, drivers_for
+from cjm_ml.explain.drivers import MIN_FIX_GAIN, DriverExplainer, drivers_for
 from cjm_ml.explain.playbook import load_playbook
 from cjm_ml.params import TASKS, Task
 from cjm_ml.training.model import RiskModel
@@ -169,15 +169,20 @@ def test_removing_a_slow_first_reply_lowers_the_risk(
     assert ex.what_if(x, "slow_first_response").mean() < ex.risk(x).mean() - 0.1
 
 
-def test_the_action_is_for_the_strongest_friction_present(
+def test_the_action_is_for_the_strongest_friction_present_whose_fix_helps(
     tables: dict[Task, pd.DataFrame], explainers: dict[Task, DriverExplainer]
 ) -> None:
+    """The fix to try: the friction present and pushing hardest among those whose what-if
+    lowers the risk by MIN_FIX_GAIN or more; no fix where none would."""
     ex, table = explainers["service_defection"], tables["service_defection"].head(600)
     out = ex.explain(table).instances
     long = ex.driver_contributions(table)
     kinds = {d.key: d.kind for d in ex.drivers}
     pushing = long[
-        long["present"] & (long["contribution"] > 0) & (long["driver"].map(kinds) == "friction")
+        long["present"]
+        & (long["contribution"] > 0)
+        & (long["driver"].map(kinds) == "friction")
+        & (long["fix_gain"] >= MIN_FIX_GAIN)
     ]
     expected = pushing.loc[pushing.groupby("instance_id")["contribution"].idxmax()]
     got = out.set_index("instance_id")["action_friction"]
@@ -185,7 +190,9 @@ def test_the_action_is_for_the_strongest_friction_present(
     playbook = load_playbook()
     for _, row in out.dropna(subset=["action_friction"]).head(20).iterrows():
         assert row["action"] == playbook[row["action_friction"]].action
-        assert row["what_if_risk"] <= 1 and row["risk"] <= 1
+        assert row["what_if_risk"] <= row["risk"] - MIN_FIX_GAIN and row["risk"] <= 1
+    helped = long[long["fix_gain"] >= MIN_FIX_GAIN]["instance_id"]
+    assert out.loc[~out["instance_id"].isin(helped), "action"].isna().all()
 
 
 def test_a_bundle_round_trip_explains_the_same(

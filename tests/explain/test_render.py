@@ -171,3 +171,11 @@ def test_feature_phrases_refuses_unknown_feature_and_missing_column() -> None:
         feature_phrases(pd.DataFrame({"x": [1]}), "no_show", "lead_type")
     with pytest.raises(ValueError, match="lacks appointment_lead_days, which the wording"):
         feature_phrases(pd.DataFrame({"confirmation_sent": [0.0]}), "no_show", "confirmation_sent")
+
+
+def test_a_feature_without_a_comparison_quotes_its_frictions() -> None:
+    row = {"confirmation_sent": 0.0, "confirmation_channel": "none", "appointment_lead_days": 3.0}
+    assert _phrases("no_show", "confirmation_channel", [row], confirmation_sent=0.9) == [
+        "No confirmation sent for an appointment booked 3 days ahead; 90% of appointments in the "
+        "group are confirmed"
+    ]

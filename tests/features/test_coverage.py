@@ -153,7 +153,7 @@ def test_the_report_counts_events_per_touchpoint_rooftop_and_month() -> None:
     }
     stages = {s.key: s for s in report.stages}
     assert [t.key for t in stages["delivery"].absent] == ["delivery_education"]
-    assert (stages["response"].events, len(stages["response"].touchpoints)) == (3, 8)
+    assert (stages["response"].events, len(stages["response"].touchpoints)) == (3, 9)
     assert [(r.rooftop_id, r.events, r.customers) for r in report.rooftops] == [
         ("rt-01", 6, 1),
         ("rt-02", 3, 1),

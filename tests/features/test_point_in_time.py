@@ -1,6 +1,8 @@
-"""No leakage, by property: nothing at or after a cutoff moves that instance's features; input
-order does not matter; a partition of customers, one customer, or serving at the cutoff with
-only the events known then all give the training row.
+"""No leakage, by property: nothing at or after a cutoff moves that instance's features, nor
+does an event recorded at or after the cutoff even if it happened before (labels, which use
+when things happened, do not move with when they were recorded); input order does not matter;
+a partition of customers, one customer, or serving at the cutoff with only the events known
+then all give the training row.
 
 Every drawn journey holds an anchor for each task, so each property checks instances of all
 three tasks in every example (a test below proves it); a task without its anchor is tested
@@ -13,7 +15,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from cjm_ml.events import TS_DTYPE, catalogue, event_dtypes, sort_events
@@ -92,12 +94,39 @@ def journeys(draw: st.DrawFn) -> pd.DataFrame:
                 "attributes": json.dumps(attrs) if attrs else None,
             }
         )
-    return _typed(pd.DataFrame(rows))
+    table = _typed(pd.DataFrame(rows))
+    # an anchor whose outcome is settled before its cutoff is no instance: draw again then
+    assume(all(_has_instances(table, task) for task in TASKS))
+    return table
+
+
+def _has_instances(events: pd.DataFrame, task: Task) -> bool:
+    try:
+        build_instances(events, task, as_of=AS_OF)
+    except NoInstancesError:
+        return False
+    return True
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    dtypes = {k: v for k, v in event_dtypes().items() if k != "ts"}
-    return df.astype(dtypes).assign(ts=lambda d: pd.to_datetime(d["ts"], utc=True).astype(TS_DTYPE))
+    """The drawn rows typed as the canonical table (``recorded_ts`` null unless given)."""
+    if "recorded_ts" not in df.columns:
+        df = df.assign(recorded_ts=pd.NaT)
+    times = {c: pd.to_datetime(df[c], utc=True).astype(TS_DTYPE) for c in ("ts", "recorded_ts")}
+    dtypes = {k: v for k, v in event_dtypes().items() if k not in times}
+    return df.astype(dtypes).assign(**times)
+
+
+def _recorded_later(
+    events: pd.DataFrame, rows: pd.Series, data: st.DataObject, not_before: pd.Series
+) -> pd.DataFrame:
+    """``events`` with ``recorded_ts`` set on ``rows`` to a drawn moment at or after
+    ``not_before`` (up to 20 days after it; 0 is drawn, exactly at it, too)."""
+    n = int(rows.sum())
+    delays = data.draw(st.lists(st.integers(0, 20 * 1440), min_size=n, max_size=n))
+    recorded = events["recorded_ts"].copy()
+    recorded[rows] = (not_before[rows] + pd.to_timedelta(delays, unit="min")).astype(TS_DTYPE)
+    return events.assign(recorded_ts=recorded)
 
 
 def _features(events: pd.DataFrame, instances: pd.DataFrame, task: Task) -> pd.DataFrame:
@@ -205,6 +234,7 @@ def test_partitions_single_customers_and_serving_match_the_whole_table(
     config: SimulationConfig = small_group.config
     as_of = pd.Timestamp(config.start) + pd.Timedelta(days=config.days)
     timeline = Timeline(events)
+    known = events["recorded_ts"].fillna(events["ts"]) if "recorded_ts" in events else events["ts"]
     rng = np.random.default_rng(0)
     customers = events["customer_id"].unique()
     part_of = dict(zip(customers, rng.integers(0, 3, len(customers)), strict=True))
@@ -218,12 +248,130 @@ def test_partitions_single_customers_and_serving_match_the_whole_table(
             inst = instances[instances["customer_id"].isin(members)]
             parts.append(BUILDERS[task](ev, inst).set_index("instance_id"))
         pd.testing.assert_frame_equal(pd.concat(parts).loc[whole.index], whole)
-        # serving: one customer's events as the store held them at the cutoff, cutoff = "now"
+        # serving: one customer's events as the store held them at the cutoff (those recorded
+        # by then), cutoff = "now"
         for _, inst in instances.sample(25, random_state=1).iterrows():
             mine = events[
-                (events["customer_id"] == inst["customer_id"]) & (events["ts"] < inst["cutoff_ts"])
+                (events["customer_id"] == inst["customer_id"]) & (known < inst["cutoff_ts"])
             ]
             served = BUILDERS[task](sort_events(mine), instances.loc[[inst.name]]).set_index(
                 "instance_id"
             )
             pd.testing.assert_frame_equal(served, whole.loc[[inst["instance_id"]]])
+
+
+# 30 examples: each one hides events from every instance of all three tasks
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=journeys(), data=st.data())
+def test_events_recorded_at_or_after_the_cutoff_never_move_a_feature(
+    events: pd.DataFrame, data: st.DataObject
+) -> None:
+    """Happened before the cutoff, recorded at or after it: as if it were not there. Recorded
+    late but before the cutoff: as if recorded when it happened."""
+    checked = 0
+    for task in TASKS:
+        instances = _instances(events, task)
+        for _, inst in instances.iterrows():
+            cutoff, customer = inst["cutoff_ts"], inst["customer_id"]
+            past = (events["customer_id"] == customer) & (events["ts"] < cutoff)
+            hidden = past & pd.Series(
+                data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events))),
+                index=events.index,
+            )
+            # base: the customer's events known at the cutoff, some recorded late but in time
+            base = events[~hidden]
+            in_time = (base["customer_id"] == customer) & (base["ts"] < cutoff)
+            in_time &= pd.Series(
+                data.draw(st.lists(st.booleans(), min_size=len(base), max_size=len(base))),
+                index=base.index,
+            )
+            delays = data.draw(
+                st.lists(st.floats(0, 1, exclude_max=True), min_size=len(base), max_size=len(base))
+            )
+            recorded = base["recorded_ts"].copy()
+            span = (cutoff - base["ts"])[in_time]
+            recorded[in_time] = (base["ts"][in_time] + span * np.array(delays)[in_time]).astype(
+                TS_DTYPE
+            )
+            base = base.assign(recorded_ts=recorded)
+            # hidden: the removed events again, and new ones of any type, before the cutoff
+            # but recorded at or after it
+            extra = events.head(3).assign(
+                event_id=["late-1", "late-2", "late-3"],
+                customer_id=customer,
+                event_type=pd.Categorical(
+                    data.draw(st.lists(st.sampled_from(TYPES), min_size=3, max_size=3)),
+                    dtype=events["event_type"].dtype,
+                ),
+                ts=cutoff
+                - pd.to_timedelta(
+                    data.draw(st.lists(st.integers(1, 30 * 86_400), min_size=3, max_size=3)),
+                    unit="s",
+                ),
+            )
+            late = pd.concat([events[hidden], extra])
+            late = _recorded_later(
+                late, pd.Series(True, index=late.index), data, pd.Series(cutoff, index=late.index)
+            )
+            perturbed = pd.concat([base, late], ignore_index=True)
+            one = instances[instances["instance_id"] == inst["instance_id"]]
+            pd.testing.assert_frame_equal(
+                _features(perturbed, one, task), _features(base, one, task), check_dtype=False
+            )
+            checked += 1
+    assert checked >= len(TASKS)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=journeys(), data=st.data())
+def test_features_see_exactly_the_events_known_at_the_cutoff(
+    events: pd.DataFrame, data: st.DataObject
+) -> None:
+    """With events recorded late (some in time, some not), every instance's features from the
+    whole table are those from the table cut to what was known at its cutoff, and serving at
+    the cutoff (a Timeline cut there, as ``open_feature_columns`` cuts it) sees the same."""
+    late = pd.Series(
+        data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events))),
+        index=events.index,
+    )
+    events = _recorded_later(events, late, data, events["ts"])
+    known = events["recorded_ts"].fillna(events["ts"])
+    timeline = Timeline(events)
+    for task in TASKS:
+        instances = _instances(events, task)
+        whole = _features(events, instances, task)
+        for _, inst in instances.iterrows():
+            cutoff = inst["cutoff_ts"]
+            one = instances[instances["instance_id"] == inst["instance_id"]]
+            expected = whole.loc[[inst["instance_id"]]]
+            for seen in (
+                events[known < cutoff],
+                timeline.before(cutoff),
+                Timeline(events, until=cutoff),
+            ):
+                pd.testing.assert_frame_equal(_features(seen, one, task), expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(events=journeys(), data=st.data())
+def test_labels_do_not_move_with_when_events_were_recorded(
+    events: pd.DataFrame, data: st.DataObject
+) -> None:
+    """Labels use when things happened. The instances may only grow: a case whose settling
+    event was recorded after the cutoff was still open there (as serving saw it), so it stays;
+    every instance of the on-time log is kept, with the same label."""
+    late = pd.Series(
+        data.draw(st.lists(st.booleans(), min_size=len(events), max_size=len(events))),
+        index=events.index,
+    )
+    recorded = _recorded_later(events, late, data, events["ts"])
+    assert recorded["recorded_ts"].notna().sum() == late.sum()
+    for task in TASKS:
+        try:
+            on_time = build_instances(events, task, as_of=AS_OF)
+        except NoInstancesError:
+            continue
+        with_late = build_instances(recorded, task, as_of=AS_OF).set_index("instance_id")
+        assert set(on_time["instance_id"]) <= set(with_late.index)
+        kept = with_late.loc[on_time["instance_id"]].reset_index()
+        pd.testing.assert_frame_equal(kept, on_time)

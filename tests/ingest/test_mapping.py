@@ -71,6 +71,7 @@ def test_the_shipped_scheduler_mapping_yields_booking_outcome_and_confirmation()
         "created_at",
         "scheduled_start",
         "status_at",
+        "status_entered_at",
         "confirmation_sent_at",
         "rooftop",
         "source",
@@ -165,7 +166,7 @@ def test_every_missing_column_is_named_with_where_it_is_read() -> None:
     with pytest.raises(MappingError) as e:
         check_columns(
             shipped_mapping("dms_repair_orders"),
-            ["ro_number", "store", "vin", "opened_at", "closed_at", "customer_pay"],
+            ["ro_number", "store", "vin", "opened_at", "closed_at", "posted_at", "customer_pay"],
             export="ro.csv",
         )
     assert str(e.value) == (
@@ -243,6 +244,36 @@ def test_a_time_column_without_its_format_is_refused(tmp_path: Path) -> None:
     assert _refused(path) == (
         "scheduler.toml: events.confirmation.columns.ts: column 'confirmation_sent_at'"
         " is a time: give its format in [times]"
+    )
+
+
+def test_recorded_ts_is_a_time_mapped_like_ts(tmp_path: Path) -> None:
+    """When the system recorded an event is optional, read as a time: its column needs a
+    format in [times] and takes no word map."""
+    outcome = 'columns = { ts = "status_at", recorded_ts = "status_entered_at" }'
+    recorded = 'columns = { ts = "status_at", recorded_ts = "entered_at" }'
+    path = _edited(tmp_path, "scheduler.toml", outcome, recorded)
+    assert _refused(path) == (
+        "scheduler.toml: events.outcome.columns.recorded_ts: column 'entered_at'"
+        " is a time: give its format in [times]"
+    )
+    text = path.read_text("utf-8").replace("[times]\n", '[times]\nentered_at = "ISO"\n')
+    path.write_text(text, "utf-8")
+    m = load_mapping(path)
+    columns = m.events["outcome"].columns
+    assert columns.recorded_ts is not None and columns.recorded_ts.column == "entered_at"
+    assert m.events["booking"].columns.recorded_ts is None
+    assert m.column_uses()["entered_at"] == (
+        "times.entered_at",
+        "events.outcome.columns.recorded_ts",
+    )
+    path.write_text(
+        text.replace('recorded_ts = "entered_at"', 'recorded_ts = { column = "entered_at", '
+                     'skip = ["n/a"] }'), "utf-8"
+    )  # fmt: skip
+    assert _refused(path) == (
+        "scheduler.toml: events.outcome.columns.recorded_ts: recorded_ts takes the column as"
+        " it is, without values or skip"
     )
 
 

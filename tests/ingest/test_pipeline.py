@@ -16,19 +16,21 @@ from cjm_ml.simulation.exports import write_raw_exports
 SALT = "test-salt-0123456789"
 HEADER = (
     "appointment_id,rooftop,department,lead_id,customer_number,first_name,last_name,phone,vin,"
-    "source,booked_via,created_at,scheduled_start,status,status_at,confirmation_sent,"
+    "source,booked_via,created_at,scheduled_start,status,status_at,status_entered_at,"
+    "confirmation_sent,"
     "confirmation_channel,confirmation_sent_at,rescheduled_from"
 )
 # New York in winter (UTC-5); Denver across the spring change: 02:30 on 9 March 2025 does not
 # exist and becomes 03:00 MDT (UTC-6); row 3 is row 2 rescheduled, the same DMS customer.
 ROWS = (
     "7001,Northgate Toyota,sales,L1,,Zelda,Quixotely,(201) 555-0101,VIN1,facebook_ads,Phone,"
-    "2025-03-01 09:00:00,2025-03-03 10:30:00,shown,2025-03-03 10:40:00,Y,Text,"
+    "2025-03-01 09:00:00,2025-03-03 10:30:00,shown,2025-03-03 10:40:00,,Y,Text,"
     "2025-03-01 09:05:00,",
     "7002,Summit Ford,service,,100900,Yusuf,Wunderbaum,3035550102,VIN2,,Online,"
-    "2025-03-09 02:30:00,2025-03-10 08:00:00,rescheduled,2025-03-09 10:00:00,N,,,",
+    "2025-03-09 02:30:00,2025-03-10 08:00:00,rescheduled,2025-03-09 10:00:00,,N,,,",
     "7003,Summit Ford,service,,100900,Yusuf,Wunderbaum,3035550102,VIN2,,Online,"
-    "2025-03-09 10:00:00,2025-03-12 09:30:00,no-show,2025-03-12 10:00:00,Y,Email,"
+    "2025-03-09 10:00:00,2025-03-12 09:30:00,no-show,2025-03-12 10:00:00,2025-03-13 08:00:00,"
+    "Y,Email,"
     "2025-03-11 08:00:00,7002",
 )
 
@@ -54,6 +56,7 @@ def _row(
         "vehicle_id": rest.get("vehicle_id"),
         "value": rest.get("value"),
         "attributes": rest.get("attributes"),
+        "recorded_ts": rest.get("recorded_ts"),
     }
 
 
@@ -90,7 +93,8 @@ def test_three_scheduler_rows_become_exact_canonical_events(tmp_path: Path) -> N
         _row("scheduler:7003:confirmation", "cu-00000002", "rt-04", "2025-03-11T14:00Z",
              "appointment_confirmation_sent", channel="email", attributes=a3),
         _row("scheduler:7003:outcome", "cu-00000002", "rt-04", "2025-03-12T16:00Z",
-             "appointment_no_show", attributes=a3),
+             "appointment_no_show", attributes=a3,
+             recorded_ts=pd.Timestamp("2025-03-13T14:00Z")),  # entered the next morning
     ]  # fmt: skip
     got = _dataset(tmp_path / "data").astype(object).where(lambda f: f.notna(), None)
     assert got.to_dict("records") == expected
@@ -164,6 +168,42 @@ def test_a_new_source_shape_needs_only_a_mapping_file(tmp_path: Path) -> None:
     ]
     assert got["value"].tolist()[:2] == [24.0, 49.5]
     assert set(got["customer_id"]) == {"cu-00000001"}  # one email, two spellings
+
+
+def test_a_column_mapped_to_recorded_ts_is_written_and_checked(tmp_path: Path) -> None:
+    """The outcome entered the next morning: its recorded_ts is that time in UTC (the
+    booking, whose rule maps none, has none); entered before it happened: refused."""
+    mapping_file = tmp_path / "werkstatt.toml"
+    mapping_file.write_text(
+        NEW_SHAPE.replace('Erledigt = "%d.%m.%Y %H:%M"', 'Erledigt = "%d.%m.%Y %H:%M"\n'
+                          'Eingetragen = "%d.%m.%Y %H:%M"')
+        .replace('ts = "Erledigt"', 'ts = "Erledigt"\nrecorded_ts = "Eingetragen"')
+    )  # fmt: skip
+    header = "Termin,Filiale,Mail,Angelegt,Beginn,Status,Erledigt,Eingetragen\n"
+    row = "T-1,Autohaus Mitte,a@example.test,02.07.2025 08:00,04.07.2025 09:30,Versaeumt,"
+    export = tmp_path / "termine.csv"
+    export.write_text(header + row + "04.07.2025 09:45,05.07.2025 08:15\n")
+    mapping = load_mapping(mapping_file)
+    report = ingest(mapping, [export], data_dir=tmp_path / "d", salt=SALT)
+    assert report.events_written == 2
+    got = _dataset(tmp_path / "d").sort_values("ts")
+    assert got["event_type"].tolist() == ["service_appointment_set", "appointment_no_show"]
+    assert got["ts"].dt.strftime("%Y-%m-%dT%H:%M").tolist() == [
+        "2025-07-02T06:00",
+        "2025-07-04T07:45",
+    ]
+    assert got["recorded_ts"].isna().tolist() == [True, False]
+    assert got["recorded_ts"].iloc[1] == pd.Timestamp("2025-07-05T06:15Z")
+    assert str(got["recorded_ts"].dtype) == "datetime64[us, UTC]"
+    export.write_text(header + row + "04.07.2025 09:45,04.07.2025 09:00\n")
+    with pytest.raises(IngestError) as e:
+        ingest(mapping, [export], data_dir=tmp_path / "e", salt=SALT)
+    assert str(e.value).startswith(
+        "events the event model refuses (termine.csv row 1, rule events.outcome):"
+    )
+    assert "column 'recorded_ts': recorded_ts is before the event's own ts" in str(e.value)
+    assert "rule recorded_before_event" in str(e.value)
+    assert not (tmp_path / "e" / "events").exists()
 
 
 def test_an_unmapped_word_is_refused_naming_file_row_and_column(tmp_path: Path) -> None:

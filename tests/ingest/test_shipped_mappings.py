@@ -77,7 +77,7 @@ def _counts(
     ("mapping", "export", "types", "elsewhere"),
     [
         ("dms_deals", "dms_deals.csv", ["vehicle_delivery"], {}),
-        ("crm_leads", "crm_leads.csv", ["lead_call", "lead_chat"], {}),
+        ("crm_leads", "crm_leads.csv", ["lead_call", "lead_chat", "lead_closed"], {}),
         ("adf_leads", "adf", ["lead_form", "lead_third_party"], {}),
         ("crm_activities", "crm_activities.csv", CRM_ACTIVITIES, ONLINE),
         ("web_events", "web_events.csv", WEB_PAGES, IN_STORE),

@@ -463,3 +463,27 @@ def test_no_input_gets_a_server_error(api: Api) -> None:
         assert response.status_code in documented, (*label, sorted(documented))
 
     run()
+
+
+def test_an_event_recorded_late_counts_from_when_it_was_recorded(api: Api) -> None:
+    lead = new_event(event_id="late-1", customer_id="c-late", ts="2026-01-05T10:00:00Z")
+    call = new_event(
+        event_id="late-2", customer_id="c-late", ts="2026-01-05T10:05:00Z",
+        event_type="outbound_call", channel="phone", value=90.0,
+    )  # fmt: skip
+
+    def risk(*events: dict[str, Any]) -> float:
+        body = {
+            "customers": [{"customer_id": "c-late", "events": list(events)}],
+            "as_of": "2026-01-05T10:45:00Z",
+        }
+        response = api.post("/v1/score/lead_leakage", body)
+        assert response.status_code == 200, response.text
+        return float(response.json()["customers"][0]["instances"][0]["risk"])
+
+    logged_late = {**call, "recorded_ts": "2026-01-05T11:30:00Z"}
+    assert risk(lead, logged_late) == risk(lead)  # not known at 10:45
+    assert risk(lead, call) != risk(lead)
+    early = api.post("/v1/events", {"events": [{**call, "recorded_ts": "2026-01-05T10:00:00Z"}]})
+    assert early.status_code == 422, early.text
+    assert "recorded" in json.dumps(early.json()["detail"])

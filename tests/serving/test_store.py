@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from cjm_ml.events import EventValidationError, load_events, validate_events
+from cjm_ml.features.pipeline import open_feature_columns
 from cjm_ml.io import write_parquet_atomic
 from cjm_ml.serving.store import (
     AppendResult,
@@ -248,3 +249,95 @@ def test_concurrent_appends_from_threads_store_each_event_once(store: SqliteEven
     assert sum(r.inserted for r in results) == 700
     assert sum(r.duplicates for r in results) == 500
     assert store.count() == 700
+
+
+def test_recorded_ts_is_stored_and_scoring_at_now_sees_only_what_was_recorded_by_then(
+    store: SqliteEventStore,
+) -> None:
+    """A call made at 10:10 and logged at 10:40: scored at 10:20 the lead is still unanswered
+    (20 minutes waited), scored at 10:50 it was answered after 10 minutes."""
+    raw = _raw(
+        {"event_id": "lead", "ts": "2025-03-03T10:00:00Z", "recorded_ts": None},
+        {"event_id": "call", "ts": "2025-03-03T10:10:00Z", "event_type": "outbound_call",
+         "channel": "phone", "value": 180.0, "recorded_ts": "2025-03-03T10:40:00Z"},
+    )  # fmt: skip
+    store.append(raw)
+    got = store.customer_events("dg-01", ["c-1"])
+    expected, _ = validate_events(raw)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got["recorded_ts"].isna().tolist() == [True, False]
+    assert got["recorded_ts"].iloc[1] == pd.Timestamp("2025-03-03T10:40:00Z")
+    seen = {}
+    for now in ("10:20", "10:50"):
+        columns = open_feature_columns(got, "lead_leakage", pd.Timestamp(f"2025-03-03T{now}Z"))
+        assert list(columns["instance_id"]) == ["lead"]
+        seen[now] = (columns["outbound_calls"][0], columns["first_response_minutes"][0])
+    assert seen == {"10:20": (0.0, 20.0), "10:50": (1.0, 10.0)}
+    # the same event sent again is a duplicate; with another recorded_ts it is another event
+    assert store.append(raw).duplicates == 2
+    changed = raw.assign(recorded_ts=[None, "2025-03-03T11:00:00Z"])
+    with pytest.raises(EventConflictError, match="already stored with a different recorded_ts"):
+        store.append(changed)
+
+
+#: The events table as schema 1 (cjm-ml before recorded_ts) created it.
+EVENTS_SCHEMA_1 = """
+CREATE TABLE cjm_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+INSERT INTO cjm_schema VALUES ('events', 1);
+CREATE TABLE events (
+    dealer_group_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    rooftop_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    channel TEXT,
+    source TEXT,
+    vehicle_id TEXT,
+    value REAL,
+    attributes TEXT,
+    PRIMARY KEY (dealer_group_id, event_id)
+);
+CREATE INDEX events_by_customer ON events (customer_id, dealer_group_id, ts);
+CREATE INDEX events_by_time ON events (dealer_group_id, ts);
+"""
+
+
+def test_a_schema_1_event_store_is_upgraded_in_place_keeping_every_event(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    five = _five()
+    with sqlite3.connect(path) as conn:
+        conn.executescript(EVENTS_SCHEMA_1)
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r.dealer_group_id, r.event_id, r.rooftop_id, r.customer_id,
+                 pd.Timestamp(r.ts).value // 1000, r.event_type, r.channel, r.source,
+                 r.vehicle_id, None if pd.isna(r.value) else r.value, r.attributes)
+                for r in five.itertuples()
+            ],
+        )  # fmt: skip
+    with sqlite3.connect(path) as conn:
+        before = conn.execute("SELECT * FROM events ORDER BY event_id").fetchall()
+    with SqliteEventStore(path) as store:
+        expected, _ = validate_events(five)
+        got = store.customer_events("dg-01", ["c-1", "c-2"])
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert got["recorded_ts"].isna().all()
+        assert store.append(five) == AppendResult(inserted=0, duplicates=5)
+        late = _raw({"event_id": "e-6", "ts": "2025-03-06T10:00:00Z", "event_type": "sms_sent",
+                     "recorded_ts": "2025-03-06T18:30:00Z"})  # fmt: skip
+        assert store.append(late).inserted == 1
+    with SqliteEventStore(path) as store:  # opening it again changes nothing
+        assert store.count() == 6
+        got = store.customer_events("dg-01", ["c-1"])
+        assert got["recorded_ts"].dropna().tolist() == [pd.Timestamp("2025-03-06T18:30:00Z")]
+    with sqlite3.connect(path) as conn:
+        after = conn.execute(
+            "SELECT * FROM events WHERE event_id != 'e-6' ORDER BY event_id"
+        ).fetchall()
+        assert after == [(*row, None) for row in before]
+        version = conn.execute("SELECT version FROM cjm_schema WHERE component = 'events'")
+        assert version.fetchone() == (2,)
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+        assert columns[-1] == "recorded_ts"

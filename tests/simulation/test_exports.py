@@ -19,6 +19,7 @@ from cjm_ml.simulation.exports import (
     BOOKINGS,
     CRM_ACTIVITIES,
     CRM_LEADS,
+    LEAD_CLOSURES,
     OUTCOMES,
     RO_STEPS,
     WEB_PAGES,
@@ -64,6 +65,7 @@ def test_every_event_type_has_one_home_in_the_exports() -> None:
         *RO_STEPS,
         "vehicle_delivery",
         "contact_preferences_set",
+        "lead_closed",  # crm_leads.csv: closed_at and the status
     ]
     assert set(homes) == set(catalogue().event_type_keys)
     # only the credit application has two homes, split by channel (web or in the store)
@@ -78,14 +80,37 @@ def test_each_lead_is_in_exactly_one_lead_source(
     batch = exports.adf_files["third_party_leads.xml"].split('<?xml version="1.0"')[1:]
     assert len(adf_files) == _count(group, "lead_form")
     assert len(set(batch)) == _count(group, "lead_third_party")
+    # The CRM lists every lead; the ADF leads' rows there carry no lead event of their own.
     crm = exports.tables["crm_leads"].drop_duplicates()
-    assert len(crm) == _count(group, *CRM_LEADS)
+    assert len(crm) == _count(group, *ADF_LEADS, *CRM_LEADS)
     assert crm["lead_id"].is_unique
+    own = crm["lead_type"].isin(list(CRM_LEADS.values()))
+    assert int(own.sum()) == _count(group, *CRM_LEADS)
+    assert sorted(crm.loc[~own, "lead_type"].unique()) == ["Internet", "Third Party"]
     in_adf = set(_truth(exports, "adf")["canonical_id"])
     in_crm = set(_truth(exports, "crm_leads")["canonical_id"])
-    assert not in_adf & in_crm
     leads = ev.loc[ev["event_type"].isin([*ADF_LEADS, *CRM_LEADS]), "event_id"]
-    assert in_adf | in_crm == set(leads)
+    assert in_adf <= in_crm == set(leads)
+
+
+def test_each_closed_lead_carries_its_closing_time_and_status(
+    group: SimulatedGroup, exports: RawExports
+) -> None:
+    ev = group.events
+    crm = exports.tables["crm_leads"].drop_duplicates()
+    closed = ev[ev["event_type"] == "lead_closed"]
+    assert int(crm["closed_at"].notna().sum()) == len(closed)
+    counts = _attr(closed, "status").value_counts().to_dict()
+    words = crm.loc[crm["closed_at"].notna(), ["status", "lost_reason"]].fillna("-")
+    assert words.value_counts().to_dict() == {
+        (status, reason or "-"): counts[canonical]
+        for canonical, (status, reason) in LEAD_CLOSURES.items()
+        if canonical in counts
+    }
+    # open leads carry what followed them, and no closing time or lost reason
+    open_ = crm[crm["closed_at"].isna()]
+    assert set(open_["status"]) <= {"Active", "Appointment Set", "Working", "Inactive"}
+    assert open_["lost_reason"].isna().all()
 
 
 def test_each_appointment_once_in_the_scheduler_with_its_outcome(

@@ -10,8 +10,12 @@ import pandas as pd
 import pytest
 
 from cjm_ml.training.evaluate import (
+    METRICS,
+    MIN_AUC_NOISE,
+    auc_noise,
     calibration_table,
     capture_ratio,
+    constant_model_verdict,
     risk_metrics,
     slice_metrics,
     top_share,
@@ -58,3 +62,45 @@ def test_the_call_list_calls_at_least_one_and_clips_certain_risks() -> None:
     assert math.isfinite(m["log_loss"]) and m["roc_auc"] == 1.0
     assert (m["precision_top10"], m["recall_top20"]) == (1.0, 1.0)
     assert capture_ratio(0.5, 0.8) == 0.0
+
+
+def test_a_slice_of_one_class_or_missing_everywhere_gives_nan_or_no_rows() -> None:
+    table = pd.DataFrame(
+        {
+            "vehicle_condition": pd.array(["new", "new", "used", "used"], dtype="string"),
+            "lead_type": pd.array([None] * 4, dtype="string"),
+            "label": pd.array([0, 0, 1, 0], dtype="Int8"),
+        }
+    )
+    risk = np.array([0.2, 0.3, 0.8, 0.1])
+    out = slice_metrics(table, risk, by="vehicle_condition").set_index("vehicle_condition")
+    assert out.index.tolist() == ["new", "used"]
+    assert math.isnan(out.loc["new", "roc_auc"]) and out.loc["new", "n"] == 2.0
+    assert out.loc["used", "roc_auc"] == 1.0
+    empty = slice_metrics(table, risk, by="lead_type")
+    assert empty.empty and empty.columns.tolist() == ["lead_type", *METRICS]
+    assert empty["roc_auc"].tolist() == []
+
+
+def test_auc_noise_is_hanley_mcneil_twice_with_a_floor() -> None:
+    # Hanley & McNeil (1982): A = 0.5, 50 positives, 50 negatives: q1 = 1/3, q2 = 1/3,
+    # variance = (0.25 + 49 * (1/3 - 1/4) * 2) / 2500 = 0.00336667; 2 SE = 0.116046.
+    assert auc_noise(0.5, 50, 50) == pytest.approx(2 * math.sqrt((0.25 + 98 / 12) / 2500))
+    assert auc_noise(0.5, 50, 50) == pytest.approx(0.116046, abs=1e-6)
+    assert auc_noise(0.5, 1_000_000, 1_000_000) == MIN_AUC_NOISE
+    assert math.isnan(auc_noise(0.7, 0, 10)) and math.isnan(auc_noise(float("nan"), 5, 5))
+
+
+def test_a_model_within_noise_of_a_constant_is_told_apart() -> None:
+    y = np.array([1] * 50 + [0] * 50)
+    assert constant_model_verdict(y, 0.55) == (
+        "AUC 0.550 is within noise (±0.115) of a constant model"
+    )
+    assert constant_model_verdict(y, 0.45) == (
+        "AUC 0.450 is within noise (±0.115) of a constant model"
+    )
+    assert constant_model_verdict(y, 0.70) is None
+    assert constant_model_verdict(np.zeros(30), float("nan")) == (
+        "the test period has 0 of 30 outcomes: no AUC, so no evidence the model beats a "
+        "constant one"
+    )

@@ -54,8 +54,8 @@ def test_calibrated_risk_means_what_it_says() -> None:
     table = calibration_table(
         split.test["label"].astype(int).to_numpy(), model.predict_risk(split.test)
     )
-    # about 550 leads per decile (standard error of a rate ~0.021): within 0.07 everywhere
-    assert table["instances"].min() > 500
+    # about 480 open leads per decile (standard error of a rate ~0.023): within 0.07 everywhere
+    assert table["instances"].min() > 450
     assert (table["observed"] - table["predicted"]).abs().max() < 0.07
     assert table["observed"].iloc[-1] > table["observed"].iloc[0] + 0.4
 
@@ -164,7 +164,12 @@ def test_a_bundle_from_another_feature_set_is_refused(
     spec = json.loads((folder / "bundle.json").read_text())
     spec["features"] = spec["features"][1:]
     (folder / "bundle.json").write_text(json.dumps(spec))
-    with pytest.raises(ValueError, match="features differ from this version's registry"):
+    reads = len(model.features)
+    with pytest.raises(ValueError, match=f"booster reads {reads} features, the bundle {reads - 1}"):
+        RiskModel.load(folder)
+    spec["features"] = [{"name": "coffee_temperature"}, *spec["features"]]
+    (folder / "bundle.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"unknown features \['coffee_temperature'\]"):
         RiskModel.load(folder)
     with pytest.raises(BundleError, match="not a model bundle"):
         RiskModel.load(tmp_path / "nothing")

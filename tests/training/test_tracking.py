@@ -9,18 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from cjm_ml.config import Settings
 from cjm_ml.params import Task
+from cjm_ml.registry import features_for
 from cjm_ml.training.config import TrainingConfig, load_training_config
 from cjm_ml.training.model import RiskModel, TrainingParams
-from cjm_ml.training.run import train_task
+from cjm_ml.training.run import NOTHING_TO_FIT, train_task
 from cjm_ml.training.tracking import (
     CHAMPION,
     ChampionUnusable,
+    Promotion,
     TrackedRun,
     configure_tracking,
     decide_promotion,
+    describe,
     export_champion,
     track,
 )
@@ -147,3 +151,51 @@ def test_an_unloadable_champion_is_replaced_and_the_reason_says_so(
     assert decision.reason == "champion v4 cannot be loaded (bundle format 1, need 2); replaced"
     same = decide_promotion(report, "6", report.model)
     assert not same.promoted and same.champion_auc == pytest.approx(report.auc)
+
+
+def test_a_model_no_better_than_a_constant_is_never_promoted(
+    tables: dict[Task, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels shuffled: LightGBM's AUC is within noise of 0.5, so even the first version is
+    registered without becoming champion, and no bundle is exported; a table of constant
+    features registers no model at all, and says why."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models")
+    table = tables["lead_leakage"]
+    rng = np.random.default_rng(5)
+    shuffled = table.assign(label=table["label"].to_numpy()[rng.permutation(len(table))])
+    report = train_task(shuffled, "lead_leakage")
+    assert report.refusal is not None
+    assert report.refusal.startswith(f"AUC {report.auc:.3f} is within noise (±0.0")
+    assert report.refusal.endswith(") of a constant model")
+    tracked = track(report, settings)
+    assert not tracked.promotion.promoted and tracked.bundle is None
+    assert tracked.promotion.reason == f"not promoted: {report.refusal}"
+    assert describe(tracked) == (f"cjm-lead-leakage v1: not promoted ({report.refusal})")
+    client = MlflowClient()
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("cjm-lead-leakage", CHAMPION)
+    run = client.get_run(tracked.run_id)
+    assert run.data.tags["promoted"] == "false"
+    assert run.data.tags["promotion_reason"] == tracked.promotion.reason
+    assert run.data.tags["dropped_features"] == ("; ".join(report.dropped_lines()) or "none")
+    assert not (settings.models_dir / "lead_leakage").exists()
+
+    constant = shuffled.assign(
+        **{f.name: 1.0 for f in features_for("lead_leakage") if f.unit != "category"},
+        **{f.name: "x" for f in features_for("lead_leakage") if f.unit == "category"},
+    )
+    nothing = track(train_task(constant, "lead_leakage"), settings)
+    assert nothing.promotion == Promotion(
+        False, f"not promoted: {NOTHING_TO_FIT}", "", nothing.promotion.auc
+    )
+    assert (
+        describe(nothing)
+        == f"cjm-lead-leakage: no model registered (not promoted: {NOTHING_TO_FIT})"
+    )
+    assert [str(v.version) for v in client.search_model_versions("name='cjm-lead-leakage'")] == [
+        "1"
+    ]
+    run = client.get_run(nothing.run_id)
+    assert run.data.tags["dropped_features"].startswith("vdp_views_7d: constant (always 1); ")
+    assert run.data.tags["promotion_reason"] == f"not promoted: {NOTHING_TO_FIT}"

@@ -14,7 +14,9 @@ from cjm_ml.cli.main import app
 from cjm_ml.features.pipeline import feature_table_metadata
 from cjm_ml.io import write_parquet_atomic
 from cjm_ml.params import Task, TaskParams
+from cjm_ml.registry import features_for
 from cjm_ml.simulation import SimulatedGroup
+from cjm_ml.training.run import NOTHING_TO_FIT
 
 
 @pytest.fixture
@@ -97,3 +99,26 @@ def test_train_carries_the_table_s_task_parameters_into_the_bundle(
     bundle = json.loads((workspace / "models" / "service_defection" / "bundle.json").read_text())
     assert TaskParams.model_validate(bundle["task_params"]) == hour
     assert ModelArtifact.load(workspace / "models" / "service_defection").task_params == hour
+
+
+def test_train_on_constant_features_exits_0_and_says_nothing_was_promoted(
+    workspace: Path, tables: dict[Task, pd.DataFrame]
+) -> None:
+    table = tables["service_defection"].assign(
+        **{
+            f.name: pd.array(["x"] * len(tables["service_defection"]), dtype="string")
+            if f.unit == "category"
+            else 0.0
+            for f in features_for("service_defection")
+        }
+    )
+    table.to_parquet(workspace / "group" / "features" / "service_defection.parquet")
+    result = _train_defection(workspace)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"No model trained: {NOTHING_TO_FIT}." in lines
+    assert "  open_recall: constant (always 0)" in lines
+    assert (
+        lines[-1] == f"cjm-service-defection: no model registered (not promoted: {NOTHING_TO_FIT})"
+    )
+    assert not (workspace / "models" / "service_defection").exists()

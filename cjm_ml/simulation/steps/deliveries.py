@@ -89,6 +89,10 @@ def _deliver(
         value=np.round(rng.lognormal(np.log(a.price_usd.median), a.price_usd.sigma, n), -2),
         attrs=json_attrs(condition=np.where(used, "used", "new")),
     )
+    # The CRM closes the buyer's lead as sold at delivery.
+    state.log.add(
+        "lead_closed", cust, ts, r, channel="crm", attrs=json_attrs(status=np.full(n, "sold"))
+    )
     educ = rng.random(n) < state.p["delivery_education_rate"][r]
     state.log.add(
         "delivery_education",

@@ -1,5 +1,6 @@
 """Leads: when they arrive, the lead itself (form, call, chat, third-party site), whether it
-goes dark, and the next step of the leads that do not (a booked appointment or a walk-in)."""
+goes dark, the next step of the leads that do not (a booked appointment, often during the
+call or chat itself, or a walk-in), and the CRM closing junk and dark leads."""
 
 from __future__ import annotations
 
@@ -94,7 +95,9 @@ def run_leads(state: GroupState, cust: np.ndarray, t_lead: np.ndarray, wave: int
     )
     prob = causal.sigmoid(causal.total(terms))
     leaked = rng.random(len(cust)) < prob
-    t_next = follow_up_cadence(state, rng, cust, t_lead, cutoff, reply, leaked)
+    in_contact = _booked_in_contact(state, t_lead, lead, leaked, wave)
+    t_next = follow_up_cadence(state, rng, cust, t_lead, cutoff, reply, leaked, in_contact)
+    _close_dark_leads(state, cust, t_lead, leaked, wave)
     window = state.params.lead_leakage.window_days * DAY
     state.add_truth(
         "lead_leakage",
@@ -109,7 +112,56 @@ def run_leads(state: GroupState, cust: np.ndarray, t_lead: np.ndarray, wave: int
         },
         terms,
     )
-    return _next_steps(state, rng, cust, seen, lead, reply, leaked, t_next)
+    return _next_steps(state, rng, cust, seen, lead, reply, leaked, t_next, in_contact)
+
+
+def _booked_in_contact(
+    state: GroupState, t_lead: np.ndarray, lead: Lead, leaked: np.ndarray, wave: int
+) -> np.ndarray:
+    """When each lead books a sales appointment during its first contact (an answered live
+    call, a chat), minutes after the lead; NaN for the others (and the leads going dark)."""
+    a = state.assumptions.leads
+    rng = state.rng("booked_in_contact", wave)
+    n = len(t_lead)
+    share = np.select(
+        [lead.answered_call, lead.kind == CHAT_LEAD],
+        [a.booked_in_call_share, a.booked_in_chat_share],
+        0.0,
+    )
+    booked = ~leaked & (rng.random(n) < share)
+    minutes = rng.uniform(*a.booked_in_contact_minutes, n)
+    return np.where(booked, t_lead + minutes * MINUTE, np.nan)
+
+
+def _close_dark_leads(
+    state: GroupState, cust: np.ndarray, t_lead: np.ndarray, leaked: np.ndarray, wave: int
+) -> None:
+    """The CRM closes some dark leads (``lead_closed``): junk ones (bad contact data,
+    duplicates) within hours, most others days later as lost to another dealer or no
+    contact. Sold leads close at delivery (``steps.deliveries``)."""
+    a = state.assumptions.lead_closure
+    rng = state.rng("lead_closure", wave)
+    n = len(cust)
+    junk = leaked & (rng.random(n) < a.junk_share_of_dark)
+    closed = junk | (leaked & (rng.random(n) < a.dark_closed_share))
+    status = np.where(
+        junk,
+        np.where(rng.random(n) < a.duplicate_share_of_junk, "duplicate", "bad_lead"),
+        np.where(rng.random(n) < a.lost_other_dealer_share, "lost_other_dealer", "no_contact"),
+    )
+    after = np.where(
+        junk,
+        rng.uniform(*a.junk_closed_after_hours, n) * HOUR,
+        rng.uniform(*a.dark_closed_after_days, n) * DAY,
+    )
+    state.log.add(
+        "lead_closed",
+        cust[closed],
+        t_lead[closed] + after[closed],
+        state.customers.home[cust[closed]],
+        channel="crm",
+        attrs=json_attrs(status=status[closed]),
+    )
 
 
 def _submit(
@@ -204,14 +256,17 @@ def _next_steps(
     reply: Response,
     leaked: np.ndarray,
     t_next: np.ndarray,
+    in_contact: np.ndarray,
 ) -> LeadOutcomes:
-    """Leads that did not go dark book an appointment or walk in (all unanswered ones walk
-    in); some customers of dark leads come back later."""
+    """Leads that did not go dark book an appointment (by phone, or online from a chat, when
+    booked during the first contact: ``in_contact`` not NaN) or walk in (all other unanswered
+    ones walk in); some customers of dark leads come back later."""
     a = state.assumptions.leads
     n = len(cust)
     r = state.customers.home[cust]
     kept = ~leaked
-    walk_in = kept & (reply.never | (rng.random(n) < a.walk_in_share))
+    booked_now = ~np.isnan(in_contact)
+    walk_in = kept & ~booked_now & (reply.never | (rng.random(n) < a.walk_in_share))
     book = kept & ~walk_in
     vehicle = np.where(rng.random(n) < a.specific_vehicle_share, seen.vehicle, -1)[book]
     walk_ts = state.next_open(t_next[walk_in], r[walk_in])
@@ -227,6 +282,9 @@ def _next_steps(
         rescheduled_from=np.full(n_book, -1),
         will_defect=np.zeros(n_book),
         walk_in_deadline=np.full(n_book, np.inf),
+        channel=np.where(
+            booked_now, np.where(lead.kind == CALL_LEAD, state.ch["phone"], state.ch["web"]), -1
+        )[book],
     )
     walk_ins = SalesVisits(
         cust=cust[walk_in], ts=walk_ts, vehicle=seen.vehicle[walk_in], source=lead.source[walk_in]

@@ -138,9 +138,12 @@ def follow_up_cadence(
     cutoff: np.ndarray,
     reply: Response,
     leaked: np.ndarray,
+    booked_at: np.ndarray,
 ) -> np.ndarray:
     """Follow-up attempts after the first reply (unanswered when the lead is going dark);
-    returns the time of each lead's next step (an appointment booked or a walk-in)."""
+    returns the time of each lead's next step (an appointment booked or a walk-in):
+    ``booked_at`` where the lead booked during its first contact (not NaN), with no
+    follow-up attempts then."""
     a = state.assumptions.follow_up
     n = len(cust)
     r = state.customers.home[cust]
@@ -152,6 +155,7 @@ def follow_up_cadence(
         cutoff + a.next_step_after_cutoff_minutes * MINUTE,
         window_end - a.next_step_before_window_end_days * DAY,
     )
+    t_next = np.where(np.isnan(booked_at), t_next, booked_at)
     attempts = np.where(reply.done, rng.poisson(state.p["follow_up_attempts"][r]), 0)
     idx = np.repeat(np.arange(n), attempts)
     t_att = start[idx] + rng.uniform(*a.attempt_days, len(idx)) * DAY
