@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cjm_ml.tomlfiles import error_lines
+
 Task = Literal["lead_leakage", "no_show", "service_defection"]
 TASKS: tuple[Task, ...] = ("lead_leakage", "no_show", "service_defection")
 #: The parameters file's section holding ``TaskParams`` (the windows and standards).
@@ -141,7 +143,9 @@ def read_task_params(path: Path) -> TaskParams | None:
     try:
         return TaskParams.model_validate(raw[WINDOWS_SECTION])
     except ValidationError as exc:
-        raise ValueError(f"{path}: {_errors(exc)}") from exc
+        raise ValueError(
+            f"{path}: " + "; ".join(error_lines(exc, f"[{WINDOWS_SECTION}] "))
+        ) from exc
 
 
 def read_parameters_toml(path: Path) -> dict[str, Any]:
@@ -153,13 +157,3 @@ def read_parameters_toml(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: parameters file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-
-
-def _errors(exc: ValidationError) -> str:
-    """Each validation error as ``[windows] no_show.cutoff_hours: unknown key``."""
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        lines.append(f"[{WINDOWS_SECTION}] {key}: {message}")
-    return "; ".join(lines)

@@ -36,7 +36,6 @@ hand-built set. ``declared_columns`` computes any of them for a table of instanc
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -48,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cjm_ml.events import catalogue
 from cjm_ml.features.timeline import NS_DAY, Timeline, Window, to_ns
 from cjm_ml.params import TASKS, Task
+from cjm_ml.tomlfiles import error_lines, read_toml
 
 Kind = Literal["number", "category", "flag"]
 Take = Literal["latest", "count", "mean", "sum", "days_since", "years_since", "days_until"]
@@ -146,22 +146,13 @@ def load_features_file(path: Path | str) -> tuple[DeclaredFeature, ...]:
     naming the file and, for each problem, its key path."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise FeaturesFileError(f"{path}: no such features file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise FeaturesFileError(f"{path.name}: not valid TOML: {e}") from None
+        raw = read_toml(path, "features")
+    except ValueError as e:
+        raise FeaturesFileError(str(e)) from None
     try:
         return tuple(FeaturesFile.model_validate(raw).features.values())
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            message = {"extra_forbidden": "unknown key", "missing": "missing"}.get(
-                err["type"], err["msg"].removeprefix("Value error, ")
-            )
-            lines.append(f"{path.name}: {where}: {message}")
-        raise FeaturesFileError("\n".join(lines)) from None
+        raise FeaturesFileError("\n".join(error_lines(e, f"{path.name}: "))) from None
 
 
 def generic_features(event_types: Iterable[str] | None = None) -> tuple[DeclaredFeature, ...]:

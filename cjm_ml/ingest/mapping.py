@@ -33,8 +33,6 @@ Show": unknown event type 'appointment_noshow'``). Applying a mapping is the pip
 from __future__ import annotations
 
 import difflib
-import re
-import tomllib
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from importlib import resources
@@ -43,9 +41,9 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
 
 from cjm_ml.events import catalogue
+from cjm_ml.tomlfiles import KeyPathError, error_lines, key_path, read_toml
 
 SourceKind = Literal[
     "adf",
@@ -89,21 +87,11 @@ UNMAPPED_FIELDS: tuple[str, ...] = (
     "rescheduled_from",
     "ro_id",
 )
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6)
 
 
 class MappingError(ValueError):
     """A mapping file that cannot be used, or an export that lacks its columns."""
-
-
-class _At(ValueError):
-    """A validation error below the key being validated: ``path`` is appended to its loc."""
-
-    def __init__(self, path: tuple[str, ...], message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
 
 
 class _Strict(BaseModel):
@@ -155,10 +143,12 @@ class Rooftops(_Strict):
         for word, rooftop in self.values.items():
             zone = rooftop.time_zone or self.default_time_zone
             if zone is None:
-                raise _At(("values", word, "time_zone"), "no time zone, and no default_time_zone")
+                raise KeyPathError(
+                    ("values", word, "time_zone"), "no time zone, and no default_time_zone"
+                )
             seen = zones.setdefault(rooftop.rooftop_id, zone)
             if seen != zone:
-                raise _At(
+                raise KeyPathError(
                     ("values", word, "time_zone"),
                     f"{zone!r}, but {rooftop.rooftop_id!r} is in {seen!r} under another value",
                 )
@@ -220,7 +210,7 @@ class Column(_Strict):
     def _skip_apart(self) -> Column:
         for word in self.skip:
             if word in self.values:
-                raise _At(("skip",), f"{word!r} is mapped in values too")
+                raise KeyPathError(("skip",), f"{word!r} is mapped in values too")
         return self
 
     @property
@@ -253,7 +243,9 @@ class Columns(_Strict):
         for field in UNMAPPED_FIELDS:
             given = getattr(self, field)
             if given is not None and given.mapped:
-                raise _At((field,), f"{field} takes the column as it is, without values or skip")
+                raise KeyPathError(
+                    (field,), f"{field} takes the column as it is, without values or skip"
+                )
         return self
 
     def fields(self) -> dict[str, Column]:
@@ -287,10 +279,10 @@ def _check_words(column: Column | None, name: str, known: tuple[str, ...], kind:
     if column is None:
         return
     if not column.values:
-        raise _At((name, "values"), f"no words mapped to {kind}s")
+        raise KeyPathError((name, "values"), f"no words mapped to {kind}s")
     for word, target in column.values.items():
         if target not in known:
-            raise _At((name, "values", word), f"unknown {kind} {target!r}")
+            raise KeyPathError((name, "values", word), f"unknown {kind} {target!r}")
 
 
 class EventRule(_Strict):
@@ -310,12 +302,12 @@ class EventRule(_Strict):
         if (self.event_type is None) == (self.event_types is None):
             raise ValueError("give exactly one of event_type (fixed) or event_types (a column)")
         if self.event_type is not None and self.event_type not in cat.event_type_keys:
-            raise _At(("event_type",), f"unknown event type {self.event_type!r}")
+            raise KeyPathError(("event_type",), f"unknown event type {self.event_type!r}")
         _check_words(self.event_types, "event_types", cat.event_type_keys, "event type")
         if self.channel is not None and self.channels is not None:
             raise ValueError("give at most one of channel (fixed) or channels (a column)")
         if self.channel is not None and self.channel not in cat.channels:
-            raise _At(("channel",), f"unknown channel {self.channel!r}")
+            raise KeyPathError(("channel",), f"unknown channel {self.channel!r}")
         _check_words(self.channels, "channels", cat.channels, "channel")
         return self
 
@@ -366,18 +358,24 @@ class Mapping(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Mapping:
         if self.columns.rooftop is None:
-            raise _At(("columns", "rooftop"), "missing: the column naming the rooftop")
+            raise KeyPathError(("columns", "rooftop"), "missing: the column naming the rooftop")
         shared = self.columns.fields()
         for name, rule in self.events.items():
             own = rule.columns.fields()
             for field in own:
                 if field in shared or field == "rooftop":
-                    raise _At(("events", name, "columns", field), "already mapped in [columns]")
+                    raise KeyPathError(
+                        ("events", name, "columns", field), "already mapped in [columns]"
+                    )
             if "ts" not in own and "ts" not in shared:
-                raise _At(("events", name), "no time: map ts in [columns] or in its columns")
+                raise KeyPathError(
+                    ("events", name), "no time: map ts in [columns] or in its columns"
+                )
         for path, column in self._fields():
             if path[-1] in TIME_FIELDS and column.column not in self.times:
-                raise _At(path, f"column {column.column!r} is a time: give its format in [times]")
+                raise KeyPathError(
+                    path, f"column {column.column!r} is a time: give its format in [times]"
+                )
         self._personal_data_stays_apart()
         return self
 
@@ -397,7 +395,7 @@ class Mapping(_Strict):
                 continue
             elsewhere = [p for p in paths if not p.startswith("identity.")]
             if elsewhere:
-                raise _At(
+                raise KeyPathError(
                     ("identity", personal[column]),
                     f"column {column!r} holds personal data and may feed nothing else"
                     f" ({', '.join(elsewhere)})",
@@ -435,50 +433,19 @@ class Mapping(_Strict):
         return tuple(self.column_uses())
 
 
-def key_path(parts: Iterable[str | int]) -> str:
-    """A TOML key path: ``events.outcome.event_types.values."No Show"`` (list positions as
-    ``[0]``)."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int) or (isinstance(part, str) and part.startswith("[")):
-            out += f"[{part}]" if isinstance(part, int) else part
-            continue
-        text = part if _BARE_KEY.match(part) else '"' + part.replace('"', '\\"') + '"'
-        out += f".{text}" if out else text
-    return out
-
-
-def _error_line(error: ErrorDetails) -> str:
-    """``key.path: message`` for one pydantic error, with our own wording."""
-    loc: tuple[str | int, ...] = tuple(error["loc"])
-    cause = error.get("ctx", {}).get("error")
-    if isinstance(cause, _At):
-        loc, message = (*loc, *cause.path), cause.message
-    elif error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "missing"
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-    return f"{key_path(loc) or '(top level)'}: {message}"
-
-
 def load_mapping(path: Path | str) -> Mapping:
     """The mapping in a TOML file; raises MappingError naming the file and, for each problem,
     the key path (unknown keys, event types, channels and zones, missing fields, time columns
     without a format, personal data feeding events)."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise MappingError(f"{path}: no such mapping file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise MappingError(f"{path.name}: not valid TOML: {e}") from None
+        raw = read_toml(path, "mapping")
+    except ValueError as e:
+        raise MappingError(str(e)) from None
     try:
         return Mapping.model_validate(raw)
     except ValidationError as e:
-        lines = [f"{path.name}: {_error_line(err)}" for err in e.errors()]
-        raise MappingError("\n".join(lines)) from None
+        raise MappingError("\n".join(error_lines(e, f"{path.name}: "))) from None
 
 
 def shipped_mapping(name: str) -> Mapping:
