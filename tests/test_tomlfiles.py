@@ -48,7 +48,7 @@ def test_errors_name_the_key_in_plain_words() -> None:
 
 
 def test_reading_names_a_missing_or_broken_file(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="none.toml: no such mapping file"):
+    with pytest.raises(ValueError, match=r"none\.toml: no such mapping file"):
         read_toml(tmp_path / "none.toml", "mapping")
     (tmp_path / "bad.toml").write_text("[x\n")
     with pytest.raises(ValueError, match=r"^bad\.toml: not valid TOML"):
