@@ -15,6 +15,7 @@ from cjm_ml.config import Settings
 from cjm_ml.evaluation.recovery import format_recovery, planted_recovery
 from cjm_ml.evaluation.simulated import Simulated, read_simulated
 from cjm_ml.evaluation.what_if import format_what_if, resimulated_what_if
+from cjm_ml.explain.drivers import DriverExplainer
 from cjm_ml.explain.report import Explained, explain_task, explain_tasks, format_pictures
 from cjm_ml.explain.rollup import HOTSPOT_COLUMNS, hotspots
 from cjm_ml.io import write_parquet_atomic
@@ -107,6 +108,8 @@ def _planted_checks(
     lines += [format_recovery(planted_recovery(explained.rollup, planted)), ""]
     if what_if:
         original = simulate(simulated.config)
+        pairs = list(dict.fromkeys((p.rooftop_id, p.friction) for p in planted))
+        checkable, skipped = split_checkable(explained.explainer, pairs)
         checks = [
             resimulated_what_if(
                 explained.explainer,
@@ -116,10 +119,26 @@ def _planted_checks(
                 original=original,
                 table=explained.table,
             )
-            for rooftop_id, friction in dict.fromkeys((p.rooftop_id, p.friction) for p in planted)
+            for rooftop_id, friction in checkable
         ]
-        lines += ["What-if against re-simulation", format_what_if(checks), ""]
+        lines += ["What-if against re-simulation"]
+        lines += [format_what_if(checks)] if checks else []
+        lines += [*skipped, ""]
     return lines
+
+
+def split_checkable(
+    explainer: DriverExplainer, pairs: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (rooftop, friction) pairs whose what-if the model can compute, and a line for each
+    it cannot: a friction whose features were all constant in training is not in the model."""
+    checkable = [(r, f) for r, f in pairs if f in explainer.fixes]
+    skipped = [
+        f"  {r} {f}: not checked: the model uses none of its features (constant in training)"
+        for r, f in pairs
+        if f not in explainer.fixes
+    ]
+    return checkable, skipped
 
 
 def explain_demo(
@@ -148,15 +167,16 @@ def _first_per_task(explained: dict[Task, Explained], simulated: Simulated) -> s
     original: SimulatedGroup = simulate(simulated.config)
     checks = []
     for task, e in explained.items():
-        first = next((p for p in simulated.planted if p.task == task), None)
+        pairs = [(p.rooftop_id, p.friction) for p in simulated.planted if p.task == task]
+        first = next(iter(split_checkable(e.explainer, pairs)[0]), None)
         if first is None:
             continue
         checks.append(
             resimulated_what_if(
                 e.explainer,
                 simulated.config,
-                first.rooftop_id,
-                first.friction,
+                first[0],
+                first[1],
                 original=original,
                 table=e.table,
             )

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pandas as pd
 
 from cjm_ml.config import Settings
-from cjm_ml.evaluation.explain import explain_demo, run_explain
+from cjm_ml.evaluation.explain import explain_demo, run_explain, split_checkable
+from cjm_ml.explain.drivers import DriverExplainer
 from cjm_ml.explain.rollup import HOTSPOT_COLUMNS
-from cjm_ml.params import TASKS
+from cjm_ml.params import TASKS, Task
+from cjm_ml.training.model import RiskModel
+from cjm_ml.training.split import time_split
 
 
 def test_explain_prints_the_rollup_an_instance_and_the_planted_frictions(
@@ -59,3 +62,17 @@ def test_demo_report_writes_the_hotspots_for_the_journey_map(on_disk: Settings) 
     assert set(spots["task"]) == set(TASKS)
     assert set(spots["rooftop_id"]) == {f"rt-0{i}" for i in range(1, 7)}
     assert (spots["mean_contribution"] >= 0).all()
+
+
+def test_a_friction_the_model_dropped_is_said_not_checked(tables: dict[Task, pd.DataFrame]) -> None:
+    table = tables["no_show"].assign(confirmation_sent=1.0, confirmation_channel="sms")
+    split = time_split(table)
+    model = RiskModel("no_show").fit(split.train, split.valid)
+    assert {"confirmation_sent", "confirmation_channel"} <= set(model.dropped_)
+    pairs = [("rt-04", "no_confirmation"), ("rt-04", "no_vehicle_hold")]
+    checkable, skipped = split_checkable(DriverExplainer(model), pairs)
+    assert checkable == [("rt-04", "no_vehicle_hold")]
+    assert skipped == [
+        "  rt-04 no_confirmation: not checked: the model uses none of its features (constant "
+        "in training)"
+    ]
