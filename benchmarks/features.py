@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-CACHE = Path("/tmp/cjm-bench")
+from cache import CACHE, simulator_digest
 
 
 def _events_path(customers: int) -> Path:
-    path = CACHE / f"events-{customers}.parquet"
+    path = CACHE / f"events-{customers}-{simulator_digest()}.parquet"
     if not path.exists():
         from cjm_ml.simulation import SimulationConfig, simulate
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import hashlib
 import io
 import json
 import pstats
@@ -29,8 +28,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from cache import CACHE, simulator_digest
 
-CACHE = Path("/tmp/cjm-bench")
 SALT = "cjm-bench-ingest-salt-2024"
 # mapping name -> export under the raw folder (ADF is a folder of XML files)
 EXPORTS = {
@@ -45,17 +44,10 @@ EXPORTS = {
 }
 
 
-def _simulator_digest() -> str:
-    """A digest of the simulator's code and settings: a changed simulator is a new cache."""
-    root = Path(__file__).resolve().parent.parent / "cjm_ml"
-    files = [*sorted((root / "simulation").rglob("*.py")), root / "data" / "simulation.toml"]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
-
-
 def _raw_dir(customers: int) -> Path:
     """The cached raw exports, simulated and written on first use, with the simulator's
     canonical counts beside them in ``canonical.json`` (keyed by the simulator's digest)."""
-    raw = CACHE / f"raw-{customers}-{_simulator_digest()}"
+    raw = CACHE / f"raw-{customers}-{simulator_digest()}"
     if not (raw / "canonical.json").exists():
         from cjm_ml.simulation import SimulationConfig, simulate
         from cjm_ml.simulation.exports import write_raw_exports
