@@ -19,7 +19,10 @@ Nothing here is specific to one system: a new export shape needs a new file, not
   columns (``{ confirmation_sent = "Y" }``, a list of words, or ``{ present = false }``);
   ``columns``: the fields only this event carries (at least ``ts`` here or in ``[columns]``;
   ``recorded_ts``, when the system recorded it if later, is optional, a time like ``ts``);
-  ``required = false`` when a row without this event's time simply lacks the event.
+  ``required = false`` when a row without this event's time simply lacks the event;
+  ``attributes``: the export's other columns this event carries as attributes (name ->
+  column, or ``{ column, values, skip }``; a column in ``[times]`` is written as an ISO time):
+  a vehicle's model year, a customer's tenure, for features declared over them.
 - ``[identity]``: the columns holding email, phone and name (personal data: hashed by
   ``cjm_ml.ingest.identity``, and the only columns that may carry it; they may feed nothing
   else), the DMS customer number, VIN, web visitor id, and ``source_ids`` (system -> column of
@@ -33,6 +36,7 @@ Show": unknown event type 'appointment_noshow'``). Applying a mapping is the pip
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from importlib import resources
@@ -219,6 +223,10 @@ class Column(_Strict):
         return bool(self.values or self.skip)
 
 
+#: The name of an attribute an export's column becomes (``[events.<name>.attributes]``).
+_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
 class Columns(_Strict):
     """Canonical fields -> export columns (all optional here; ``Mapping`` says what is
     required where)."""
@@ -295,6 +303,17 @@ class EventRule(_Strict):
     when: dict[str, Condition] = {}
     required: bool = True
     columns: Columns = Columns()
+    attributes: dict[str, Column] = {}
+
+    @field_validator("attributes")
+    @classmethod
+    def _own_attribute_names(cls, value: dict[str, Column]) -> dict[str, Column]:
+        for name in value:
+            if not _ATTRIBUTE_NAME.match(name):
+                raise KeyPathError((name,), "lower case letters, digits and _, from a letter")
+            if name in Columns.model_fields:
+                raise KeyPathError((name,), f"a canonical field: map it in columns ({name} = ...)")
+        return value
 
     @model_validator(mode="after")
     def _known_types_and_channels(self) -> EventRule:
@@ -380,12 +399,15 @@ class Mapping(_Strict):
         return self
 
     def _fields(self) -> Iterator[tuple[tuple[str, ...], Column]]:
-        """(key path, column) of every canonical field, shared ones first."""
+        """(key path, column) of every canonical field, shared ones first, and every other
+        attribute an event rule carries."""
         for field, column in self.columns.fields().items():
             yield ("columns", field), column
         for name, rule in self.events.items():
             for field, column in rule.columns.fields().items():
                 yield ("events", name, "columns", field), column
+            for attribute, column in rule.attributes.items():
+                yield ("events", name, "attributes", attribute), column
 
     def _personal_data_stays_apart(self) -> None:
         """Refuses a personal-data column that also feeds an event, a condition or the key."""

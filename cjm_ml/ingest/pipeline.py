@@ -68,6 +68,8 @@ ATTRIBUTE_FIELDS: tuple[str, ...] = (
     "task",
     "status",
 )
+#: Canonical fields that are columns of the event table, never attributes.
+_EVENT_FIELDS = ("ts", "recorded_ts", "rooftop", "source", "vehicle_id", "value")
 #: How many rows an error names before it counts the rest.
 ERROR_ROWS = 5
 _FILE = "__file"
@@ -244,6 +246,9 @@ def _rule_events(
     fields = {**mapping.columns.fields(), **rule.columns.fields()}
     fields.pop("rooftop")
     values = {f: _field(frame, times, c, f"{key}.columns.{f}") for f, c in fields.items()}
+    carried = {
+        a: _field(frame, times, c, f"{key}.attributes.{a}") for a, c in rule.attributes.items()
+    }
     if rule.event_type is not None:
         event_type = pd.Series(rule.event_type, index=frame.index, dtype="string")
     else:
@@ -282,7 +287,7 @@ def _rule_events(
             "source": values.get("source", _missing(frame)).loc[rows],
             "vehicle_id": values.get("vehicle_id", _missing(frame)).loc[rows],
             "value": value.loc[rows].astype("float64"),
-            "attributes": _attributes(values, frame.index).loc[rows],
+            "attributes": _attributes({**values, **carried}, frame.index).loc[rows],
         }
     ).reset_index(drop=True)
 
@@ -309,9 +314,11 @@ def _lead_hours(event_type: pd.Series, values: dict[str, pd.Series]) -> pd.Serie
 
 
 def _attributes(values: dict[str, pd.Series], index: pd.Index) -> pd.Series:
-    """The JSON attributes of each row: its filled-in attribute fields, times as ISO UTC."""
+    """The JSON attributes of each row: its filled-in attribute fields (the canonical ones,
+    then the rule's own), times as ISO UTC."""
     parts = []
-    for field in ATTRIBUTE_FIELDS:
+    own = [k for k in values if k not in ATTRIBUTE_FIELDS and k not in _EVENT_FIELDS]
+    for field in (*ATTRIBUTE_FIELDS, *own):
         if field not in values:
             continue
         value = values[field]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cjm_ml.ingest.mapping import load_mapping, shipped_mapping
+from cjm_ml.ingest.mapping import MappingError, load_mapping, shipped_mapping
 from cjm_ml.ingest.pipeline import IngestError, ingest
 from cjm_ml.simulation import SimulationConfig, simulate
 from cjm_ml.simulation.exports import write_raw_exports
@@ -284,3 +284,85 @@ def test_the_readmes_example_mapping_ingests_its_export(tmp_path: Path) -> None:
     ]
     assert got["rooftop_id"].astype(str).tolist() == ["rt-04", "rt-02", "rt-04", "rt-04"]
     assert got["value"].tolist()[:2] == [71.0, 52.0]  # hours from booking to start
+
+
+PROFILES = """
+source = "customers"
+dealer_group_id = "dg-07"
+row_key = ["Kunde"]
+
+[rooftops.values]
+"Autohaus Mitte" = { rooftop_id = "rt-berlin", time_zone = "Europe/Berlin" }
+
+[times]
+Angelegt = "%d.%m.%Y"
+Garantie = "%d.%m.%Y"
+
+[columns]
+rooftop = "Filiale"
+
+[events.profile]
+event_type = "contact_preferences_set"
+channel = "email"
+columns = { ts = "Angelegt" }
+
+[events.profile.attributes]
+baujahr = "Baujahr"
+garantie_bis = "Garantie"
+segment = { column = "Segment", values = { K = "compact", S = "suv" } }
+
+[identity]
+dms_customer_number = "Kunde"
+"""
+
+
+def test_an_exports_other_columns_become_attributes_declared_features_read(
+    tmp_path: Path,
+) -> None:
+    from cjm_ml.events import load_events
+    from cjm_ml.features.declared import DeclaredFeature, declared_columns
+
+    (tmp_path / "profiles.toml").write_text(PROFILES)
+    export = tmp_path / "kunden.csv"
+    export.write_text(
+        "Kunde,Filiale,Angelegt,Baujahr,Garantie,Segment\n"
+        "K1,Autohaus Mitte,01.03.2025,2021,31.12.2025,S\n"
+        "K2,Autohaus Mitte,01.03.2025,,,K\n"
+    )
+    mapping = load_mapping(tmp_path / "profiles.toml")
+    ingest(mapping, [export], data_dir=tmp_path / "d", salt=SALT)
+    events = load_events(tmp_path / "d" / "events").sort_values("event_id")
+    assert events["attributes"].tolist() == [
+        '{"baujahr": "2021", "garantie_bis": "2025-12-30T23:00:00Z", "segment": "suv"}',
+        '{"segment": "compact"}',
+    ]
+    age = DeclaredFeature(
+        name="vehicle_age", label="Vehicle age", event_type="contact_preferences_set",
+        attribute="baujahr", take="years_since",
+    )  # fmt: skip
+    warranty = DeclaredFeature(
+        name="warranty_days", label="Warranty left", event_type="contact_preferences_set",
+        attribute="garantie_bis", take="days_until",
+    )  # fmt: skip
+    instances = events[["customer_id"]].assign(cutoff_ts=pd.Timestamp("2025-06-01T00:00Z"))
+    got = declared_columns(events, instances, [age, warranty])
+    assert got["vehicle_age"].iloc[0] == pytest.approx(1612 / 365.25)  # 1 Jan 2021 to 1 Jun 2025
+    assert got["warranty_days"].iloc[0] == pytest.approx(212 + 23 / 24)  # 31 Dec 2025, Berlin
+    assert got[["vehicle_age", "warranty_days"]].iloc[1].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "error"),
+    [
+        ('Baujahr = "Baujahr"', "attributes.Baujahr: lower case letters, digits and _"),
+        ('status = "Baujahr"', "attributes.status: a canonical field: map it in columns"),
+    ],
+)
+def test_an_attribute_is_named_apart_from_the_canonical_fields(
+    tmp_path: Path, attributes: str, error: str
+) -> None:
+    text = PROFILES.replace('baujahr = "Baujahr"', attributes)
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(MappingError) as e:
+        load_mapping(tmp_path / "bad.toml")
+    assert f"bad.toml: events.profile.{error}" in str(e.value)
