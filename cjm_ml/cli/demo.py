@@ -13,7 +13,7 @@ from cjm_ml.cli.ingest import ingest_to
 from cjm_ml.cli.map import write_journey_map
 from cjm_ml.cli.serve import load_store, serve_or_exit
 from cjm_ml.cli.simulate import simulate_to
-from cjm_ml.cli.train import train_tasks
+from cjm_ml.cli.train import train_tables
 from cjm_ml.config import Settings
 
 
@@ -34,8 +34,8 @@ def demo(
         ingest=ingest_to,
         load_events=load_or_exit,
         write_feature_tables=write_feature_tables,
-        train=lambda tasks, features, settings: train_tasks(
-            tasks, features, features.parent, settings=settings
+        train=lambda tasks, features, settings: train_tables(
+            {t: features / f"{t}.parquet" for t in tasks}, features.parent, settings=settings
         ),
         write_journey_map=write_journey_map,
         load_store=load_store,

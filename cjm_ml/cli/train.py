@@ -86,27 +86,6 @@ def train(
     )
 
 
-def train_tasks(
-    tasks: list[Task],
-    features_dir: Path,
-    truth_dir: Path,
-    *,
-    params: Path | None = None,
-    search: bool = False,
-    progress: bool = True,
-    settings: Settings | None = None,
-) -> None:
-    """``train_tables`` of ``<features_dir>/<task>.parquet`` for each of ``tasks``."""
-    train_tables(
-        {t: features_dir / f"{t}.parquet" for t in tasks},
-        truth_dir,
-        params=params,
-        search=search,
-        progress=progress,
-        settings=settings,
-    )
-
-
 def train_tables(
     tables: dict[Task, Path],
     truth_dir: Path,

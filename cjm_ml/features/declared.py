@@ -260,28 +260,9 @@ def _over_window(tl: Timeline, positions: np.ndarray, window: Window, f: Declare
     )
     valued = positions[~np.isnan(values)]
     weights = values[~np.isnan(values)]
-    total = _windowed_sum(valued, weights, window)
+    total = Timeline.total(valued, weights, window)
     n = Timeline.count(valued, window)
     if f.take == "sum":
         return np.where(n > 0, total, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-
-def _windowed_sum(positions: np.ndarray, weights: np.ndarray, window: Window) -> np.ndarray:
-    """Per window, the sum of ``weights`` of the ``positions`` it counts (known in time)."""
-    from cjm_ml.features.timeline import _LateInWindow, _search
-
-    lo, hi = window.lo, window.hi
-    late = _LateInWindow.of(positions, window)
-    on_time = positions if late is None else late.on_time
-    on_weights = weights if late is None else weights[np.isin(positions, on_time)]
-    prefix = np.concatenate([[0.0], np.cumsum(on_weights)])
-    total = prefix[_search(on_time, hi)] - prefix[_search(on_time, lo)]
-    if late is not None and late.visible.any():
-        lookup = pd.Series(weights, index=positions)
-        seen = late.cand[late.visible]
-        total += np.bincount(
-            late.inst[late.visible], weights=lookup.loc[seen].to_numpy(), minlength=len(total)
-        )
-    return np.asarray(total, dtype=float)

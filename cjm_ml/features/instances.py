@@ -62,7 +62,7 @@ INSTANCE_COLUMNS = (
     "cutoff_ts",
     "label",
 )
-#: The outcome's moment of an instance whose outcome is not settled (yet).
+#: The settling moment of an instance whose outcome is not settled (yet).
 NEVER_NS = np.iinfo(np.int64).max
 #: Events that settle a lead: its next step has happened (the lead_leakage label's outcome).
 LEAD_SETTLED_BY = ("appointment_set", "showroom_visit", "vehicle_delivery")
@@ -85,8 +85,9 @@ class _Found:
     cutoff times (ns), whether each label is known by ``as_of`` and its value where known;
     ``columns(rows, cutoff_ts, label)`` builds the table's columns for the chosen rows (the
     strings only for those). ``none`` says why there is no instance at all, if so.
-    ``settled_ns``: when each instance's outcome was settled (the first settling event after
-    the anchor, ``NEVER_NS`` for none); ``settled`` says which were settled by the cutoff.
+    ``settled_ns``: when each instance's settling became known (the first settling event after
+    the anchor, by when it was recorded; ``NEVER_NS`` for none); ``settled`` says which were
+    settled by the cutoff.
     ``junk``: anchors that are no instance at all (leads closed as bad or duplicate)."""
 
     ids: Any

@@ -281,6 +281,25 @@ class Timeline:
         return n - np.bincount(late.inst[~late.visible], minlength=len(n))
 
     @staticmethod
+    def total(positions: np.ndarray, weights: np.ndarray, window: Window) -> np.ndarray:
+        """Per window, the sum of ``weights`` (aligned with ``positions``) over the positions
+        ``count`` counts: prefix sums over those recorded as they happened, plus the late ones
+        known in time."""
+        late = _LateInWindow.of(positions, window)
+        on_time = positions if late is None else late.on_time
+        on_weights = weights if late is None else weights[np.isin(positions, on_time)]
+        prefix = np.concatenate([[0.0], np.cumsum(on_weights, dtype=float)])
+        out = prefix[_search(on_time, window.hi)] - prefix[_search(on_time, window.lo)]
+        if late is not None and late.visible.any():
+            seen = late.cand[late.visible]
+            out += np.bincount(
+                late.inst[late.visible],
+                weights=weights[np.searchsorted(positions, seen)],
+                minlength=len(out),
+            )
+        return out
+
+    @staticmethod
     def first(positions: np.ndarray, window: Window) -> np.ndarray:
         """The first of ``positions`` in each window (known in time), or -1."""
         late = _LateInWindow.of(positions, window)

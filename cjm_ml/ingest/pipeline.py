@@ -68,8 +68,6 @@ ATTRIBUTE_FIELDS: tuple[str, ...] = (
     "task",
     "status",
 )
-#: Canonical fields that are columns of the event table, never attributes.
-_EVENT_FIELDS = ("ts", "recorded_ts", "rooftop", "source", "vehicle_id", "value")
 #: How many rows an error names before it counts the rest.
 ERROR_ROWS = 5
 _FILE = "__file"
@@ -287,7 +285,7 @@ def _rule_events(
             "source": values.get("source", _missing(frame)).loc[rows],
             "vehicle_id": values.get("vehicle_id", _missing(frame)).loc[rows],
             "value": value.loc[rows].astype("float64"),
-            "attributes": _attributes({**values, **carried}, frame.index).loc[rows],
+            "attributes": _attributes(values, carried, frame.index).loc[rows],
         }
     ).reset_index(drop=True)
 
@@ -313,15 +311,14 @@ def _lead_hours(event_type: pd.Series, values: dict[str, pd.Series]) -> pd.Serie
     return hours.round(2).where(event_type.isin(hours_types).fillna(False))
 
 
-def _attributes(values: dict[str, pd.Series], index: pd.Index) -> pd.Series:
-    """The JSON attributes of each row: its filled-in attribute fields (the canonical ones,
-    then the rule's own), times as ISO UTC."""
+def _attributes(
+    values: dict[str, pd.Series], carried: dict[str, pd.Series], index: pd.Index
+) -> pd.Series:
+    """The JSON attributes of each row: its filled-in canonical attribute fields (of
+    ``values``), then the rule's own (``carried``), times as ISO UTC."""
     parts = []
-    own = [k for k in values if k not in ATTRIBUTE_FIELDS and k not in _EVENT_FIELDS]
-    for field in (*ATTRIBUTE_FIELDS, *own):
-        if field not in values:
-            continue
-        value = values[field]
+    fields = {f: values[f] for f in ATTRIBUTE_FIELDS if f in values} | carried
+    for field, value in fields.items():
         text = (
             value.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
             if isinstance(value.dtype, pd.DatetimeTZDtype)

@@ -310,20 +310,13 @@ def _prepare(group: SimulatedGroup, settings: Exports) -> _Group:
         cust=cust,
         rt=rt,
         local=_local_times(ev["ts"], rt, rooftops["time_zone"].to_numpy()),
-        entered=_local_times(_recorded(ev), rt, rooftops["time_zone"].to_numpy()),
+        # When the event was entered into its system, where later (the "entered" columns).
+        entered=_local_times(ev["recorded_ts"], rt, rooftops["time_zone"].to_numpy()),
         number=g.people["customer_number"].to_numpy()[cust],
         vin=_vins(ev["vehicle_id"]),
         lead_id=_lead_ids(ev, cust, g.rng(1)),
     )
     return g
-
-
-def _recorded(events: pd.DataFrame) -> pd.Series:
-    """When each event was entered into its system, where later than it happened (else NaT):
-    the exports' "entered" and "posted" columns."""
-    if "recorded_ts" not in events.columns:
-        return pd.Series(pd.NaT, index=events.index, dtype=events["ts"].dtype)
-    return events["recorded_ts"].where(events["recorded_ts"] > events["ts"])
 
 
 def _rooftop_table(group: SimulatedGroup, settings: Exports) -> pd.DataFrame:

@@ -8,14 +8,13 @@ shape. Unknown keys are refused by name, so a typo never silently trains with a 
 from __future__ import annotations
 
 import itertools
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cjm_ml.params import TASKS, Task
+from cjm_ml.params import TASKS, Task, read_parameters_toml
 from cjm_ml.training.model import TrainingParams
 from cjm_ml.training.norms import MIN_GROUP_INSTANCES
 
@@ -68,12 +67,7 @@ def load_training_config(path: Path | None = None) -> TrainingConfig:
     hyperparameters; ``[lightgbm.<task>]`` tables override them for one task. Errors name the
     file and the offending key."""
     path = path or default_params_path()
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path}: parameters file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    raw = read_parameters_toml(path)
     shared = {k: v for k, v in raw.get("lightgbm", {}).items() if k not in TASKS}
     per_task = {t: {**shared, **raw.get("lightgbm", {}).get(t, {})} for t in TASKS}
     search = raw.get("search", {})
