@@ -1,17 +1,20 @@
-"""Benchmark: generic journey features beside the hand-built set, on the simulated group.
+"""Benchmark: generic journey features and the declared profile beside the hand-built set.
 
 For each task, on the same instances and the same time split (``time_split``), LightGBM with
 the task's embedded hyperparameters (``training.toml``, fitted the way ``RiskModel`` fits) on:
 
-- **hand-built**: the registry's features of the task (what the models use today);
+- **hand-built**: the registry's features of the task;
 - **generic**: per catalogue touchpoint, its count in the last 7 and 30 days and the days since
-  the last one (``cjm_ml.features.declared.generic_features``), plus the rooftop and the
-  marketing source;
-- **both**: the two sets together.
+  the last one (``cjm_ml.featureset.generic_features``), plus the rooftop and the marketing
+  source;
+- **both**: the two sets together (``cjm features --generic``);
+- **+ profiles**: the hand-built set and the shipped profile features file
+  (``PROFILE_FEATURES``: vehicle age, warranty end, mileage, model line, buyer age band;
+  ``cjm features --features-file``), for the tasks it declares features for.
 
-It prints each set's test AUC and the time to compute the generic columns. The generic features
-are not yet an option of ``cjm features`` / ``cjm train`` (issue 15); this measures whether and
-where they are worth wiring in.
+It prints each set's test AUC, the simulator's ceiling (the AUC of the true probabilities on
+the same test rows) and the share of it each set captures ((AUC - 0.5) / (ceiling - 0.5)),
+and the time to compute the generic columns.
 
     .venv/bin/python benchmarks/generic_features.py [--customers 30000] [--seed 7]
 """
@@ -27,9 +30,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.class_weight import compute_sample_weight
 
-from cjm_ml.features.declared import declared_columns, generic_features
+from cjm_ml.features.declared import declared_columns
 from cjm_ml.features.pipeline import build_feature_table
 from cjm_ml.features.timeline import Timeline
+from cjm_ml.featureset import PROFILE_FEATURES, FeatureSet, generic_features, load_features_file
 from cjm_ml.params import TASKS, Task
 from cjm_ml.registry import features_for
 from cjm_ml.simulation import SimulationConfig, simulate
@@ -76,9 +80,11 @@ def _frame(columns: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def measure(tl: Timeline, task: Task) -> dict[str, float]:
-    """The three sets' test AUCs for ``task`` and the generic columns' compute time."""
-    table = build_feature_table(tl, task)
+def measure(tl: Timeline, task: Task, truth: pd.DataFrame) -> dict[str, float]:
+    """The sets' test AUCs for ``task``, the ceiling on the same rows and the generic
+    columns' compute time."""
+    profiles = FeatureSet(task, load_features_file(PROFILE_FEATURES))
+    table = build_feature_table(tl, task, declared=profiles.declared)
     labelled = table[table["label"].notna()].reset_index(drop=True)
     started = time.perf_counter()
     generic = declared_columns(tl, labelled, generic_features())
@@ -90,9 +96,14 @@ def measure(tl: Timeline, task: Task) -> dict[str, float]:
         "generic": pd.concat([generic, labelled[[*CONTEXT, "label"]]], axis=1),
         "both": pd.concat([labelled[[*hand, "label"]], generic], axis=1),
     }
+    if profiles.declared:
+        sets["+ profiles"] = labelled[[*hand, *profiles.declared_names, "label"]]
     split = time_split(labelled.assign(_row=np.arange(len(labelled))))
     rows = [split.train["_row"], split.valid["_row"], split.test["_row"]]
     out: dict[str, float] = {"generic columns": float(generic.shape[1]), "seconds": seconds}
+    test = labelled.iloc[rows[2].to_numpy()]
+    true_prob = test[["instance_id"]].merge(truth, how="left")["true_prob"].to_numpy(dtype=float)
+    out["ceiling"] = float(roc_auc_score(test["label"].astype(int).to_numpy(), true_prob))
     for name, columns in sets.items():
         frame = _frame(columns)
         train, valid, test = (frame.iloc[r.to_numpy()] for r in rows)
@@ -107,13 +118,18 @@ def main() -> None:
     args = parser.parse_args()
     group = simulate(SimulationConfig(customers=args.customers, seed=args.seed), progress=False)
     tl = Timeline(group.events)
-    print(f"{args.customers:,} customers, seed {args.seed}: test AUC by feature set")
-    print("| task | hand-built | generic | both | generic columns (non-constant) | generic s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"{args.customers:,} customers, seed {args.seed}: test AUC (capture of the ceiling)")
+    sets = ("hand-built", "generic", "both", "+ profiles")
+    print(f"| task | {' | '.join(sets)} | ceiling | generic columns (non-constant) | generic s |")
+    print("|---|" + "---:|" * (len(sets) + 3))
     for task in TASKS:
-        m = measure(tl, task)
+        m = measure(tl, task, group.truth[task][["instance_id", "true_prob"]])
+        cells = [
+            f"{m[s]:.3f} ({(m[s] - 0.5) / (m['ceiling'] - 0.5):.3f})" if s in m else "-"
+            for s in sets
+        ]
         print(
-            f"| {task} | {m['hand-built']:.3f} | {m['generic']:.3f} | {m['both']:.3f} | "
+            f"| {task} | {' | '.join(cells)} | {m['ceiling']:.3f} | "
             f"{int(m['generic columns'])} | {m['seconds']:.1f} |"
         )
 

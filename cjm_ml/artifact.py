@@ -2,9 +2,10 @@
 
 Whatever training decided travels in it, and serving and the explanations read only it: the
 task and its parameters (windows and standards: ``TaskParams``), the features with their
-registry entries, the category levels, the one encoder (feature columns -> LightGBM's input),
-the one Platt calibration, the risk bands, and the norms the sentences compare against (per
-dealer group, and pooled across groups for a group with too little data or none).
+registry entries and the user's declared features (``cjm_ml.featureset``), the category
+levels, the one encoder (feature columns -> LightGBM's input), the one Platt calibration, the
+risk bands, and the norms the sentences compare against (per dealer group, and pooled across
+groups for a group with too little data or none).
 A bundle trained with other parameters serves with those parameters.
 
 On disk a bundle is a folder: ``model.txt`` (LightGBM's own text format) and ``bundle.json``
@@ -30,9 +31,9 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 from scipy.special import expit
 
+from cjm_ml.featureset import DeclaredFeature, FeatureSet
 from cjm_ml.io import atomic_dir
 from cjm_ml.params import MODEL_NAMES, Task, TaskParams
-from cjm_ml.registry import feature_spec, features_for
 
 #: Version of the bundle layout written by ``ModelArtifact.save`` (4: norms per dealer group).
 BUNDLE_FORMAT = 4
@@ -52,16 +53,16 @@ class BundleError(ValueError):
     """A model bundle that cannot be served: missing, damaged, or for another code version."""
 
 
-def model_features(task: Task, features: Sequence[str] | None = None) -> list[str]:
-    """The features a model of ``task`` reads, in order: ``features`` (a subset of the task's
-    registered features: training drops the constant ones), or every registered feature.
-    Raises ``ValueError`` for an empty list, a repeated name, or a name the task's registry
-    does not have (naming them)."""
-    registered = [f.name for f in features_for(task)]
+def model_features(feature_set: FeatureSet, features: Sequence[str] | None = None) -> list[str]:
+    """The features a model reads, in order: ``features`` (a subset of the set's features:
+    training drops the constant ones), or every feature of the set (the registry's for the
+    task, then the declared ones). Raises ``ValueError`` for an empty list, a repeated name, or
+    a name the set does not have (naming them)."""
+    task, known = feature_set.task, feature_set.names
     if features is None:
-        return registered
+        return known
     names = [str(name) for name in features]
-    unknown = [name for name in names if name not in registered]
+    unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"{task}: unknown features {unknown}")
     if not names:
@@ -77,7 +78,8 @@ class ModelArtifact:
     """A fitted risk model for one task, as serving sees it (see the module docstring).
 
     ``features`` are the features it reads, in its input's column order: the task's registered
-    features, or the subset training fitted on (it drops the constant ones). Learned attributes
+    and ``declared`` features (``feature_set``: every feature lookup goes through it), or the
+    subset training fitted on (it drops the constant ones). Learned attributes
     end in ``_``: ``booster_``, ``categories_`` (feature -> learned levels,
     sorted), ``calibration_`` (Platt slope, intercept), ``bands_`` (risk thresholds of
     "medium" and "high"), ``norms_`` (dealer group id -> feature -> the group's comparison
@@ -97,11 +99,13 @@ class ModelArtifact:
         hyperparameters: Mapping[str, Any] | None = None,
         task_params: TaskParams | None = None,
         features: Sequence[str] | None = None,
+        declared: Sequence[DeclaredFeature] = (),
     ) -> None:
         self.task = task
         self.task_params = task_params or TaskParams()
         self.hyperparameters: dict[str, Any] = dict(hyperparameters or {})
-        self.features: list[str] = model_features(task, features)
+        self.feature_set = FeatureSet(task, tuple(declared))
+        self.features: list[str] = model_features(self.feature_set, features)
         self.norms_: dict[str, dict[str, float]] = {}
         self.metadata_: dict[str, Any] = {}
 
@@ -238,7 +242,8 @@ class ModelArtifact:
             "format": BUNDLE_FORMAT,
             "task": self.task,
             "task_params": self.task_params.model_dump(mode="json"),
-            "features": [asdict(feature_spec(name)) for name in self.features],
+            "features": [asdict(self.feature_set.spec(name)) for name in self.features],
+            "declared": self.feature_set.dump(),
             "categories": self.categories_,
             "calibration": {"slope": self.calibration_[0], "intercept": self.calibration_[1]},
             "bands": self.bands_,
@@ -265,7 +270,8 @@ class ModelArtifact:
         try:
             stored = [f["name"] for f in spec["features"]]
             try:
-                features = model_features(spec["task"], stored)
+                feature_set = FeatureSet.of(spec["task"], spec.get("declared", []))
+                features = model_features(feature_set, stored)
             except ValueError as exc:
                 raise BundleError(
                     f"{folder}: the bundle's features do not fit this version's registry "
@@ -277,6 +283,7 @@ class ModelArtifact:
                 hyperparameters=spec["hyperparameters"],
                 task_params=TaskParams.model_validate(spec["task_params"]),
                 features=features,
+                declared=feature_set.declared,
             )
             artifact.categories_ = {k: [str(v) for v in vs] for k, vs in spec["categories"].items()}
             calibration = spec["calibration"]

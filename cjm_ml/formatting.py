@@ -121,6 +121,33 @@ def format_km(values: np.ndarray) -> np.ndarray:
     return np.where(v < 1, "under 1 km", _ints(v) + " km").astype(object)
 
 
+def format_days_until(values: np.ndarray) -> np.ndarray:
+    """Days from now to a date: "in 9 days", "today", "40 days ago". An object array."""
+    v = np.asarray(values, dtype=float)
+    days = np.rint(np.abs(v))
+    text = _ints(days) + np.where(days == 1, " day", " days").astype(object)
+    return np.where(days == 0, "today", np.where(v > 0, "in " + text, text + " ago")).astype(object)
+
+
+def format_years(values: np.ndarray) -> np.ndarray:
+    """Years to one decimal: "under a year" (below 0.1), "1 year", "6.5 years". An object
+    array."""
+    v = np.round(np.asarray(values, dtype=float), 1)
+    text = np.char.mod("%g", v).astype(object)
+    return np.where(
+        np.abs(v) < 0.1, "under a year", text + np.where(v == 1, " year", " years").astype(object)
+    ).astype(object)
+
+
+def format_numbers(values: np.ndarray) -> np.ndarray:
+    """Plain numbers as a reader says them: thousands separated, at most one decimal below
+    100 ("3.5", "12,480"). An object array."""
+    v = np.asarray(values, dtype=float)
+    return np.array(
+        [f"{x:,.0f}" if abs(x) >= 100 else f"{round(x, 1):g}" for x in v.tolist()], dtype=object
+    )
+
+
 def format_scores(values: np.ndarray) -> np.ndarray:
     """Scores to one decimal, without a trailing zero: "7", "8.5". An object array."""
     return np.char.mod("%g", np.round(np.asarray(values, dtype=float), 1)).astype(object)
@@ -166,6 +193,12 @@ def format_values(spec: WordedFeature, values: np.ndarray) -> np.ndarray:
         return np.where(v > 0.5, "yes", "no").astype(object)
     if spec.unit == "score":
         return format_scores(v)
+    if spec.unit == "days_until":
+        return format_days_until(v)
+    if spec.unit == "years":
+        return format_years(v)
+    if spec.unit == "number":
+        return format_numbers(v)
     raise ValueError(f"feature {spec.name!r}: no wording for unit {spec.unit!r}")
 
 

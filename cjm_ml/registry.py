@@ -24,7 +24,9 @@ from cjm_ml.events import catalogue
 from cjm_ml.formatting import SOURCE_PHRASES
 from cjm_ml.params import TASKS, Task
 
-Unit = Literal["minutes", "days", "count", "km", "flag", "category", "score"]
+Unit = Literal[
+    "minutes", "days", "days_until", "years", "count", "km", "flag", "category", "score", "number"
+]
 #: Where a feature's comparison value comes from: the group's median or share (of a flag) in
 #: the data, or the group's response standard (``TaskParams.response_sla_minutes``).
 Norm = Literal["median", "share", "sla"]

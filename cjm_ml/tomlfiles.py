@@ -13,9 +13,9 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -73,3 +73,20 @@ def read_toml(path: Path | str, kind: str) -> dict[str, Any]:
         raise ValueError(f"{path}: no such {kind} file") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path.name}: not valid TOML: {e}") from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_toml_model(path: Path | str, kind: str, model: type[M], error: type[ValueError]) -> M:
+    """The TOML document at ``path`` validated as ``model``; raises ``error`` naming a
+    missing file, the syntax error, or each problem by key path (``error_lines``)."""
+    path = Path(path)
+    try:
+        raw = read_toml(path, kind)
+    except ValueError as e:
+        raise error(str(e)) from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise error("\n".join(error_lines(e, f"{path.name}: "))) from None

@@ -233,7 +233,8 @@ def test_entries_take_keywords_only() -> None:
         (
             lambda: _flag("kept", ("no_show",), unit="hours"),
             "feature 'kept': unit 'hours' is not one of "
-            "'minutes', 'days', 'count', 'km', 'flag', 'category', 'score'",
+            "'minutes', 'days', 'days_until', 'years', 'count', 'km', 'flag', 'category', "
+            "'score', 'number'",
         ),
         (
             lambda: _flag("kept", cast(Any, ("test_drive",))),

@@ -33,7 +33,9 @@ def demo(
         simulate=lambda config, folder, raw: simulate_to(config, folder, raw_exports=raw),
         ingest=ingest_to,
         load_events=load_or_exit,
-        write_feature_tables=write_feature_tables,
+        write_feature_tables=lambda events, path, outs, declared: write_feature_tables(
+            events, path, outs, declared=declared
+        ),
         train=lambda tasks, features, settings: train_tables(
             {t: features / f"{t}.parquet" for t in tasks}, features.parent, settings=settings
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from cjm_ml.cli.common import (
     task_or_fail,
     task_params_or_exit,
 )
+from cjm_ml.featureset import DeclaredFeature, FeatureSet
 from cjm_ml.io import write_parquet_atomic
 from cjm_ml.params import Task, TaskParams
 
@@ -39,14 +41,52 @@ def features(
         Path | None,
         typer.Option(help=f"{PARAMS_FILE_HELP} Default: the embedded windows."),
     ] = None,
+    features_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Features file (TOML) declaring features from your events' attributes "
+            "(vehicle, customer); they join the built-in ones. See the README."
+        ),
+    ] = None,
+    generic: Annotated[
+        bool,
+        typer.Option(
+            help="Add generic journey features: per touchpoint in the events, counts in the "
+            "last 7 and 30 days and the days since the last one."
+        ),
+    ] = False,
 ) -> None:
     """Build a task's point-in-time feature table with labels and write it as Parquet, with
-    the windows and standards it was built with in the file's metadata."""
+    the windows and standards and the declared features it was built with in the file's
+    metadata (training carries them into the model)."""
     name = task_or_fail(task)
     as_of_ts = _parse_as_of(as_of)
     windows = task_params_or_exit(params) if params is not None else None
     outs = {name: out or feature_table_path(name)}
-    write_feature_tables(load_or_exit(events), events, outs, as_of_ts, params=windows)
+    table = load_or_exit(events)
+    declared = declared_or_exit(features_file, table if generic else None)
+    write_feature_tables(table, events, outs, as_of_ts, params=windows, declared=declared)
+
+
+def declared_or_exit(
+    features_file: Path | None, generic_of: pd.DataFrame | None
+) -> tuple[DeclaredFeature, ...]:
+    """The features ``features_file`` declares (none: no file), then the generic features of
+    the touchpoints ``generic_of``'s events hold (none: not asked). Exits 1 on a bad file,
+    printing why (file, key path)."""
+    from cjm_ml.featureset import FeaturesFileError, generic_features, load_features_file
+
+    declared: tuple[DeclaredFeature, ...] = ()
+    if features_file is not None:
+        try:
+            declared = load_features_file(features_file)
+        except FeaturesFileError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from exc
+    if generic_of is not None:
+        present = sorted(generic_of["event_type"].astype("string").dropna().unique())
+        declared = (*declared, *generic_features(present))
+    return declared
 
 
 def write_feature_tables(
@@ -56,11 +96,12 @@ def write_feature_tables(
     as_of: pd.Timestamp | None = None,
     *,
     params: TaskParams | None = None,
+    declared: Sequence[DeclaredFeature] = (),
 ) -> None:
     """Index ``events`` (read from ``path``) once, then build each task's table with the
-    windows and standards ``params`` (default: the embedded ones) and write it to
-    ``outs[task]`` with its metadata, printing one line per table. Exits 1 when a task has no
-    instances, naming the file."""
+    windows and standards ``params`` (default: the embedded ones) and the ``declared``
+    features, and write it to ``outs[task]`` with its metadata, printing one line per table.
+    Exits 1 when a task has no instances, naming the file."""
     from cjm_ml.features.instances import NoInstancesError
     from cjm_ml.features.pipeline import build_feature_table, feature_table_metadata
     from cjm_ml.features.timeline import Timeline
@@ -70,7 +111,7 @@ def write_feature_tables(
     for task, out in outs.items():
         started = time.perf_counter()
         try:
-            table = build_feature_table(timeline, task, params, as_of=as_of)
+            table = build_feature_table(timeline, task, params, as_of=as_of, declared=declared)
         except NoInstancesError as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(code=1) from exc
@@ -87,16 +128,16 @@ def write_feature_tables(
             )
             + f"; in {time.perf_counter() - started:.1f} s -> {out}"
         )
-        echo_feature_warnings(table, task)
+        echo_feature_warnings(table, FeatureSet(task, tuple(declared)))
 
 
-def echo_feature_warnings(table: pd.DataFrame, task: Task) -> None:
-    """Print (to stderr) the features of ``task`` that are constant or mostly missing in its
+def echo_feature_warnings(table: pd.DataFrame, feature_set: FeatureSet) -> None:
+    """Print (to stderr) the features of the set that are constant or mostly missing in its
     feature ``table``, in ``cjm profile``'s words; nothing when there is none. Passes on the
     refusal of a table lacking feature columns (``ValueError``)."""
     from cjm_ml.features.coverage import feature_warnings
 
-    for i, line in enumerate(feature_warnings(table, task)):
+    for i, line in enumerate(feature_warnings(table, feature_set)):
         typer.echo(f"warning: {line}" if i == 0 else line, err=True)
 
 

@@ -20,6 +20,7 @@ from cjm_ml.config import Settings
 from cjm_ml.params import Task, TaskParams
 
 if TYPE_CHECKING:
+    from cjm_ml.featureset import DeclaredFeature
     from cjm_ml.training.config import TrainingConfig
 
 
@@ -121,10 +122,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _table_params(name: Task, path: Path, windows: TaskParams | None) -> TaskParams:
-    """The windows ``path`` was built with (its metadata), after checking the table is
-    ``name``'s and, given the parameters file's ``windows``, that they are those."""
-    from cjm_ml.features.pipeline import feature_table_params
+def _table_params(
+    name: Task, path: Path, windows: TaskParams | None
+) -> tuple[TaskParams, tuple[DeclaredFeature, ...]]:
+    """The windows and the declared features ``path`` was built with (its metadata), after
+    checking the table is ``name``'s and, given the parameters file's ``windows``, that they
+    are those."""
+    from cjm_ml.features.pipeline import feature_table_declared, feature_table_params
     from cjm_ml.io import read_parquet_metadata
 
     if not path.exists():
@@ -133,7 +137,9 @@ def _table_params(name: Task, path: Path, windows: TaskParams | None) -> TaskPar
     if mismatch is not None:
         raise _fail(mismatch)
     try:
-        built_with = feature_table_params(read_parquet_metadata(path))
+        metadata = read_parquet_metadata(path)
+        built_with = feature_table_params(metadata)
+        declared = feature_table_declared(metadata)
     except ValueError as exc:
         raise _fail(f"{path}: {exc}") from exc
     differ = [] if windows is None else built_with.differences(windows)
@@ -142,7 +148,7 @@ def _table_params(name: Task, path: Path, windows: TaskParams | None) -> TaskPar
             f"{path}: built with other windows than the parameters file's [windows] "
             f"({', '.join(differ)}); rebuild it with `cjm features --params`"
         )
-    return built_with
+    return built_with, declared
 
 
 def _train_one(
@@ -156,15 +162,16 @@ def _train_one(
     settings: Settings,
 ) -> None:
     from cjm_ml.cli.features import echo_feature_warnings
+    from cjm_ml.featureset import FeatureSet
     from cjm_ml.training.run import console_lines, train_task
     from cjm_ml.training.tracking import describe, track
 
-    task_params = _table_params(name, path, windows)
+    task_params, declared = _table_params(name, path, windows)
     table = pd.read_parquet(path)
     truth_path = truth_dir / f"truth_{name}.parquet"
     truth = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:
-        echo_feature_warnings(table, name)
+        echo_feature_warnings(table, FeatureSet(name, declared))
         report = train_task(
             table,
             name,
@@ -173,6 +180,7 @@ def _train_one(
             truth=truth,
             search=search,
             progress=progress,
+            declared=declared,
         )
     except ValueError as exc:
         raise _fail(f"{path}: {exc}") from exc

@@ -32,6 +32,7 @@ from cjm_ml.config import Settings
 from cjm_ml.evaluation.explain import explain_demo
 from cjm_ml.evaluation.round_trip import compare_instances, read_truth_identity, truth_for
 from cjm_ml.features.instances import build_instances
+from cjm_ml.featureset import PROFILE_FEATURES, DeclaredFeature, load_features_file
 from cjm_ml.ingest.identity import MIN_SALT_LENGTH
 from cjm_ml.ingest.mapping import SHIPPED_MAPPINGS, Mapping, shipped_mapping
 from cjm_ml.io import write_json_atomic, write_parquet_atomic
@@ -50,7 +51,8 @@ class DemoStages:
 
     ``simulate(config, out, raw_exports)``; ``ingest(mapping, inputs, data_dir, salt)``;
     ``load_events(path)`` (the validated events; the command line exits on a file that does
-    not load); ``write_feature_tables(events, events_path, outs)``;
+    not load); ``write_feature_tables(events, events_path, outs, declared)`` (the shipped
+    profile features declared: ``PROFILE_FEATURES``);
     ``train(tasks, features_dir, settings)`` (truth beside the feature folder);
     ``write_journey_map(events, out, rooftops_json, hotspots)``;
     ``load_store(settings, events_path)``; ``serve(settings)`` (until stopped); ``echo(text)``
@@ -60,7 +62,9 @@ class DemoStages:
     simulate: Callable[[SimulationConfig, Path, Path], None]
     ingest: Callable[[Mapping, Sequence[Path], Path, str], None]
     load_events: Callable[[Path], pd.DataFrame]
-    write_feature_tables: Callable[[pd.DataFrame, Path, dict[Task, Path]], None]
+    write_feature_tables: Callable[
+        [pd.DataFrame, Path, dict[Task, Path], Sequence[DeclaredFeature]], None
+    ]
     train: Callable[[list[Task], Path, Settings], None]
     write_journey_map: Callable[[pd.DataFrame, Path, Path, Path], None]
     load_store: Callable[[Settings, Path], None]
@@ -128,7 +132,7 @@ def _validate(path: Path, stages: DemoStages) -> pd.DataFrame:
 
 def _features(events: pd.DataFrame, path: Path, out: Path, stages: DemoStages) -> None:
     outs = {t: out / "features" / f"{t}.parquet" for t in TASKS}
-    stages.write_feature_tables(events, path, outs)
+    stages.write_feature_tables(events, path, outs, load_features_file(PROFILE_FEATURES))
 
 
 def _round_trip(out: Path, stages: DemoStages) -> None:

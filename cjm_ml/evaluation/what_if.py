@@ -76,17 +76,18 @@ def resimulated_what_if(
     ``config``) and ``table`` (its feature table for the explainer's task) are rebuilt when not
     given (the table too when its instances are not the simulator's, as after ingest).
     Refuses a rooftop or friction the group did not plant, by name."""
-    task = explainer.task
+    task, declared = explainer.task, explainer.feature_set.declared
     original = original or simulate(config)
     settings = _planted_settings(original, task, rooftop_id, friction)
     fixed = simulate(config.model_copy(update={"fixes": ((rooftop_id, tuple(settings)),)}))
     if table is None or not table["instance_id"].isin(original.truth[task]["instance_id"]).all():
         # Instances named otherwise (ingested from raw exports) are built again from the
         # simulator's own events: the round trip makes them the same instances.
-        table = build_feature_table(original.events, task)
+        table = build_feature_table(original.events, task, declared=declared)
     before = table
     before = _with_truth(before, original.truth[task], rooftop_id)
-    after = _with_truth(build_feature_table(fixed.events, task), fixed.truth[task], rooftop_id)
+    after = build_feature_table(fixed.events, task, declared=declared)
+    after = _with_truth(after, fixed.truth[task], rooftop_id)
     return _compare(explainer, rooftop_id, friction, settings, before=before, after=after)
 
 

@@ -39,10 +39,10 @@ from scipy.special import expit
 
 from cjm_ml.artifact import ModelArtifact
 from cjm_ml.events import catalogue
-from cjm_ml.explain.playbook import Play, load_playbook, recommended_action
+from cjm_ml.explain.playbook import load_playbook, recommended_action
 from cjm_ml.explain.render import Renderer, ValueSource, with_standard
+from cjm_ml.featureset import FeatureSet, Play, feature_set_of
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import feature_spec, features_for, friction_spec
 
 DriverKind = Literal["friction", "context"]
 Direction = Literal["up", "down"]
@@ -73,14 +73,16 @@ class DriverSpec:
     features: tuple[str, ...]
 
 
-def drivers_for(task: Task, features: Sequence[str] | None = None) -> list[DriverSpec]:
-    """The task's drivers in registry order: one per friction (its features together, placed
-    where its first feature is) and one per context feature. ``features``: only those (a
-    model's ``features``: what it was fitted on); a friction none of whose features is among
-    them is no driver. Default: every registered feature."""
+def drivers_for(task: Task | FeatureSet, features: Sequence[str] | None = None) -> list[DriverSpec]:
+    """The task's drivers (or a feature set's: with its declared features) in feature order:
+    one per friction (its features together, placed where its first feature is) and one per
+    context feature. ``features``: only those (a model's ``features``: what it was fitted
+    on); a friction none of whose features is among them is no driver. Default: every
+    feature of the set."""
+    feature_set = feature_set_of(task)
     out: dict[str, DriverSpec] = {}
     kept = None if features is None else set(features)
-    for f in features_for(task):
+    for f in feature_set.specs:
         if kept is not None and f.name not in kept:
             continue
         if f.friction is None:
@@ -93,7 +95,7 @@ def drivers_for(task: Task, features: Sequence[str] | None = None) -> list[Drive
                 d.key, d.label, d.kind, d.stage, d.touchpoint, (*d.features, f.name)
             )
         else:
-            fr = friction_spec(f.friction)
+            fr = feature_set.friction(f.friction)
             out[fr.name] = DriverSpec(
                 fr.name, fr.label, "friction", fr.stage, fr.touchpoint, (f.name,)
             )
@@ -210,12 +212,18 @@ class DriverExplainer:
         self.group = group
         #: Whether the sentences quote the norms across groups (not the group's own).
         self.pooled = not own
-        self.norms = with_standard(self.task, carried if norms is None else norms, self.params)
-        self.playbook = dict(playbook) if playbook is not None else load_playbook()
+        self.feature_set = model.feature_set
+        self.norms = with_standard(
+            self.feature_set, carried if norms is None else norms, self.params
+        )
+        self.playbook = {
+            **(dict(playbook) if playbook is not None else load_playbook()),
+            **self.feature_set.plays(),
+        }
         self.threads = threads
         self.features = model.features
         self.index = {f: j for j, f in enumerate(self.features)}
-        self.drivers = drivers_for(self.task, self.features)
+        self.drivers = drivers_for(self.feature_set, self.features)
         self.membership = np.zeros((len(self.features), len(self.drivers)))
         for g, d in enumerate(self.drivers):
             for name in d.features:
@@ -231,7 +239,7 @@ class DriverExplainer:
         ]
         known = sorted({t for t in texts if t is not None})
         self.action_ids = np.array([-1 if t is None else known.index(t) for t in texts])
-        self.renderer = Renderer(self.task, self.norms, pooled=self.pooled)
+        self.renderer = Renderer(self.feature_set, self.norms, pooled=self.pooled)
         cat = catalogue()
         self.stage_labels = {s.key: s.label for s in cat.stages}
         self.touchpoint_labels = {e.key: e.label for e in cat.event_types}
@@ -253,7 +261,7 @@ class DriverExplainer:
         """(feature column, kind, value, condition column or -1, condition value) per fix."""
         out: list[tuple[int, str, float, int, float]] = []
         for name in driver.features:
-            spec = feature_spec(name)
+            spec = self.feature_set.spec(name)
             if spec.fix is None:
                 continue
             value = spec.fix.value
@@ -499,7 +507,7 @@ class DriverExplainer:
         def source(name: str, rows: np.ndarray) -> np.ndarray:
             value = row[name]
             absent = value is None or value is pd.NA
-            if feature_spec(name).unit == "category":
+            if self.feature_set.spec(name).unit == "category":
                 return np.array(["unknown" if absent else str(value)], dtype=object)
             return np.array([np.nan if absent else float(value)])
 
@@ -632,7 +640,7 @@ class DriverExplainer:
 
         def source(name: str, rows: np.ndarray) -> np.ndarray:
             if name not in cache:
-                if feature_spec(name).unit == "category":
+                if self.feature_set.spec(name).unit == "category":
                     col = pd.array(table[name], dtype="string").fillna("unknown")
                     cache[name] = col.to_numpy(dtype=object)
                 elif name in self.index:

@@ -7,21 +7,11 @@ import json
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from cjm_ml.featureset import Play
 from cjm_ml.registry import FRICTION_SPECS
-
-
-class Play(BaseModel):
-    """The playbook's answer to one friction: what to do, on which channel, how soon, by whom."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    action: str = Field(min_length=1)
-    channel: str = Field(min_length=1)
-    urgency: Literal["now", "today", "this_week"]
-    owner: Literal["BDC", "sales_manager", "service_advisor", "service_manager"]
 
 
 def load_playbook(path: Path | None = None) -> dict[str, Play]:

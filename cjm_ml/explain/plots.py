@@ -22,7 +22,6 @@ from scipy.special import expit
 from cjm_ml.explain.drivers import MIN_DRIVER_RISK, DriverExplainer
 from cjm_ml.formatting import format_values
 from cjm_ml.io import atomic_path
-from cjm_ml.registry import feature_spec
 
 #: Instances drawn in a beeswarm (a random sample beyond this; the picture is the same).
 BEESWARM_SAMPLE = 4000
@@ -123,7 +122,7 @@ def write_waterfall(
     shown = []
     for g in drawn:
         name = explainer.drivers[g].features[0]
-        spec = feature_spec(name)
+        spec = explainer.feature_set.spec(name)
         value = frame[name].to_numpy()
         missing = pd.isna(value[0]) or (spec.unit == "category" and str(value[0]) == "unknown")
         shown.append("unknown" if missing else str(format_values(spec, value)[0]))

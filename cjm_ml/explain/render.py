@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cjm_ml.featureset import FeatureSet, feature_set_of
 from cjm_ml.formatting import format_standard, format_values
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import FeatureSpec, feature_spec, features_for
+from cjm_ml.registry import FeatureSpec
 
 
 def _missing(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
@@ -48,12 +49,14 @@ def _upper_first(text: np.ndarray) -> np.ndarray:
 
 
 class Renderer:
-    """Phrases for one task's features, from the registry's wording (vectorised). ``norms``:
-    the comparison values quoted; ``pooled``: they are every group's, not the sentence's own
-    group's (the comparisons say "across groups")."""
+    """Phrases for one task's features (or a feature set's: with the declared ones), from
+    their wording (vectorised). ``norms``: the comparison values quoted; ``pooled``: they are
+    every group's, not the sentence's own group's (the comparisons say "across groups")."""
 
-    def __init__(self, task: Task, norms: Mapping[str, float], *, pooled: bool = False) -> None:
-        self.specs = {f.name: f for f in features_for(task)}
+    def __init__(
+        self, task: Task | FeatureSet, norms: Mapping[str, float], *, pooled: bool = False
+    ) -> None:
+        self.specs = {f.name: f for f in feature_set_of(task).specs}
         self.whose = whose_figures(pooled)
         self.norm_text = {
             name: format_standard(self.specs[name], v)
@@ -149,11 +152,11 @@ class Renderer:
 
 
 def with_standard(
-    task: Task, norms: Mapping[str, float] | None, params: TaskParams
+    task: Task | FeatureSet, norms: Mapping[str, float] | None, params: TaskParams
 ) -> dict[str, float]:
     """``norms`` plus the group's response standard for the features compared with it."""
     out = dict(norms or {})
-    for f in features_for(task):
+    for f in feature_set_of(task).specs:
         if f.wording is not None and f.wording.norm == "sla":
             out.setdefault(f.name, float(params.response_sla_minutes))
     return out
@@ -161,7 +164,7 @@ def with_standard(
 
 def feature_phrases(
     table: pd.DataFrame,
-    task: Task,
+    task: Task | FeatureSet,
     feature: str,
     norms: Mapping[str, float] | None = None,
     params: TaskParams | None = None,
@@ -172,10 +175,14 @@ def feature_phrases(
     in dealer terms and its comparison with the group (``norms``, e.g. ``group_norms``; the
     response standard comes from ``params``; ``pooled``: the norms are every group's, "across
     groups"). Refuses a feature the task does not have, or a table missing a column the
-    wording reads, by name."""
-    if feature not in {f.name for f in features_for(task)}:
+    wording reads, by name. ``task``: a task, or a feature set (with its declared features)."""
+    feature_set = feature_set_of(task)
+    task = feature_set.task
+    if feature not in feature_set.names:
         raise KeyError(f"{task} has no feature {feature!r}")
-    renderer = Renderer(task, with_standard(task, norms, params or TaskParams()), pooled=pooled)
+    renderer = Renderer(
+        feature_set, with_standard(feature_set, norms, params or TaskParams()), pooled=pooled
+    )
 
     def source(name: str, rows: np.ndarray) -> np.ndarray:
         if name not in table.columns:
@@ -183,7 +190,7 @@ def feature_phrases(
                 f"{task}: the table lacks {name}, which the wording of {feature} reads"
             )
         col = table[name]
-        if feature_spec(name).unit == "category":
+        if feature_set.spec(name).unit == "category":
             return col.astype("string").fillna("unknown").to_numpy(dtype=object)[rows]
         return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)[rows]
 

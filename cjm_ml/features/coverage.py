@@ -32,6 +32,7 @@ from cjm_ml.events import catalogue
 from cjm_ml.features.build import BUILDERS
 from cjm_ml.features.instances import NoInstancesError, build_instances
 from cjm_ml.features.timeline import Timeline
+from cjm_ml.featureset import FeatureSet, feature_set_of
 from cjm_ml.formatting import format_count, format_percent
 from cjm_ml.params import TASKS, Task, TaskParams
 from cjm_ml.registry import features_for
@@ -78,13 +79,14 @@ class FeatureIssue:
 
 
 def feature_issues(
-    table: pd.DataFrame, task: Task, mostly_missing: float = MOSTLY_MISSING
+    table: pd.DataFrame, task: Task | FeatureSet, mostly_missing: float = MOSTLY_MISSING
 ) -> list[FeatureIssue]:
-    """The task's features (registry order) that are all missing, mostly missing (more than
-    ``mostly_missing`` of the rows) or constant in ``table``, a feature table of ``task``.
-    An empty table has none. Refuses (``ValueError``) a table without some of the task's
-    feature columns, naming them."""
-    specs = features_for(task)
+    """The task's features (or the feature set's, in its order) that are all missing, mostly
+    missing (more than ``mostly_missing`` of the rows) or constant in ``table``, a feature
+    table of ``task``. An empty table has none. Refuses (``ValueError``) a table without some
+    of the features' columns, naming them."""
+    feature_set = feature_set_of(task)
+    task, specs = feature_set.task, feature_set.specs
     absent = [f.name for f in specs if f.name not in table.columns]
     if absent:
         raise ValueError(f"{task}: feature table lacks {', '.join(absent)}")
@@ -131,13 +133,14 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-def warning_lines(task: Task, issues: list[FeatureIssue]) -> list[str]:
+def warning_lines(task: Task | FeatureSet, issues: list[FeatureIssue]) -> list[str]:
     """The warning about a task's ``issues``: a headline, then one indented line per feature;
     no line when there is no issue. The one wording ``cjm profile``, ``cjm features`` and
     ``cjm train`` print."""
     if not issues:
         return []
-    total = len(features_for(task))
+    feature_set = feature_set_of(task)
+    task, total = feature_set.task, len(feature_set.names)
     are = "is" if len(issues) == 1 else "are"
     return [
         f"{task}: {len(issues)} of {total} features {are} constant or mostly missing on this "
@@ -146,9 +149,9 @@ def warning_lines(task: Task, issues: list[FeatureIssue]) -> list[str]:
     ]
 
 
-def feature_warnings(table: pd.DataFrame, task: Task) -> list[str]:
-    """``warning_lines`` for the feature ``table`` of ``task`` (see ``feature_issues``, whose
-    refusal it passes on)."""
+def feature_warnings(table: pd.DataFrame, task: Task | FeatureSet) -> list[str]:
+    """``warning_lines`` for the feature ``table`` of ``task`` or of the feature set (see
+    ``feature_issues``, whose refusal it passes on)."""
     return warning_lines(task, feature_issues(table, task))
 
 

@@ -49,19 +49,10 @@ from cjm_ml.features.timeline import (
     to_ns,
     to_timestamps,
 )
+from cjm_ml.featureset import INSTANCE_COLUMNS
 from cjm_ml.params import Task, TaskParams
 from cjm_ml.rules import BOOKING_TYPES, LEAD_TYPES, service_bookings
 
-INSTANCE_COLUMNS = (
-    "instance_id",
-    "customer_id",
-    "dealer_group_id",
-    "rooftop_id",
-    "marketing_source",
-    "anchor_ts",
-    "cutoff_ts",
-    "label",
-)
 #: The settling moment of an instance whose outcome is not settled (yet).
 NEVER_NS = np.iinfo(np.int64).max
 #: Events that settle a lead: its next step has happened (the lead_leakage label's outcome).

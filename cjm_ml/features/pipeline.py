@@ -2,22 +2,25 @@
 
 Training builds whole tables (``build_feature_table``); serving scores the instances open at
 "now" (``open_feature_columns``, as columns). Both run the same instance and feature code on
-one ``Timeline``.
+one ``Timeline``: the registry's features of the task, then its declared ones
+(``cjm_ml.featureset``: a features file, or the generic features), in that order.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from cjm_ml.features.build import BUILDERS, feature_columns
+from cjm_ml.features.declared import declared_arrays
 from cjm_ml.features.instances import build_instances, open_instance_columns
 from cjm_ml.features.timeline import Columns, Timeline
+from cjm_ml.featureset import DeclaredFeature, FeatureSet
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import features_for
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,11 @@ def build_feature_table(
     task: Task,
     params: TaskParams | None = None,
     as_of: pd.Timestamp | None = None,
+    declared: Sequence[DeclaredFeature] = (),
 ) -> pd.DataFrame:
-    """The task's instances (with labels) and features, from the canonical events.
+    """The task's instances (with labels) and features, from the canonical events: the
+    registry's, then the ``declared`` features for the task (``table.attrs["declared"]``
+    holds them; ``feature_table_metadata`` writes them to the file).
 
     Instances settled before their cutoff are left out; ``table.attrs["settled_left_out"]``
     counts them (and ``"bad_or_duplicate_left_out"`` the leads closed as such). Raises
@@ -38,8 +44,13 @@ def build_feature_table(
     params = params or TaskParams()
     tl = Timeline.of(events)
     instances = build_instances(tl, task, params, as_of=as_of)
+    feature_set = FeatureSet(task, tuple(declared))
     table = BUILDERS[task](tl, instances, params)
+    declared_columns = _declared(tl, instances, feature_set)
+    if declared_columns:
+        table = pd.concat([table, pd.DataFrame(declared_columns, index=table.index)], axis=1)
     table.attrs.update(instances.attrs)
+    table.attrs["declared"] = feature_set.dump()
     return table
 
 
@@ -48,6 +59,7 @@ def open_feature_columns(
     task: Task,
     now: pd.Timestamp,
     params: TaskParams | None = None,
+    declared: Sequence[DeclaredFeature] = (),
 ) -> Columns:
     """The instances open at ``now`` with their features as known at ``now``, as columns
     (name -> 1-D array; ``RiskModel.predict_risk`` takes them as they are).
@@ -55,24 +67,44 @@ def open_feature_columns(
     Exactly ``BUILDERS[task](events before now, open_instances(events, task, now))``, one row
     per open instance (none: every column, empty), computed on one ``Timeline`` of the events
     before ``now`` and without building a DataFrame: the per-request scoring path.
-    ``events``: the canonical table (typically one customer's events) or a ``Timeline``.
+    ``events``: the canonical table (typically one customer's events) or a ``Timeline``;
+    ``declared``: the declared features the model reads (its artifact carries them).
     """
     params = params or TaskParams()
     now = pd.Timestamp(now)
     tl = events.before(now) if isinstance(events, Timeline) else Timeline(events, until=now)
-    return feature_columns(tl, open_instance_columns(tl, task, now, params), task, params)
+    instances = open_instance_columns(tl, task, now, params)
+    columns = feature_columns(tl, instances, task, params)
+    columns.update(_declared(tl, instances, FeatureSet(task, tuple(declared))))
+    return columns
+
+
+def _declared(
+    tl: Timeline, instances: pd.DataFrame | Mapping[str, Any], feature_set: FeatureSet
+) -> dict[str, Any]:
+    """The set's declared features for the instances; a category's unknown value is the
+    level ``"unknown"``, as the registry's categories."""
+    if not feature_set.declared:
+        return {}
+    out = declared_arrays(tl, instances, feature_set.declared)
+    for d in feature_set.declared:
+        if d.kind == "category":
+            out[d.name] = pd.array(out[d.name], dtype="string").fillna("unknown")
+    return out
 
 
 def feature_table_metadata(table: pd.DataFrame, task: Task, params: TaskParams) -> dict[str, str]:
-    """What a feature table's file carries besides its rows: task, windows, feature list, and
-    how many instances were left out: settled before their cutoff (``settled_left_out``),
-    and for lead_leakage, leads the CRM closed as bad or duplicate
-    (``bad_or_duplicate_left_out``)."""
+    """What a feature table's file carries besides its rows: task, windows, feature list,
+    the declared features (``declared``: training carries them into the model), and how many
+    instances were left out: settled before their cutoff (``settled_left_out``), and for
+    lead_leakage, leads the CRM closed as bad or duplicate (``bad_or_duplicate_left_out``)."""
     labelled = table["label"].dropna()
+    feature_set = FeatureSet.of(task, table.attrs.get("declared", ()))
     return {
         "task": task,
         "params": params.model_dump_json(),
-        "features": json.dumps([f.name for f in features_for(task)]),
+        "features": json.dumps(feature_set.names),
+        "declared": json.dumps(feature_set.dump()),
         "instances": str(len(table)),
         "settled_left_out": str(table.attrs.get("settled_left_out", 0)),
         **{
@@ -95,3 +127,10 @@ def feature_table_params(metadata: Mapping[str, str]) -> TaskParams:
         log.warning("the feature table carries no task parameters; using the embedded defaults")
         return TaskParams()
     return TaskParams.model_validate_json(metadata["params"])
+
+
+def feature_table_declared(metadata: Mapping[str, str]) -> tuple[DeclaredFeature, ...]:
+    """The declared features a feature table was built with, from its file's metadata (none
+    when it names none). Raises ``ValueError`` for declarations that do not validate."""
+    raw = json.loads(metadata.get("declared", "[]"))
+    return tuple(DeclaredFeature.model_validate(d) for d in raw)

@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cjm_ml.events import catalogue
-from cjm_ml.tomlfiles import KeyPathError, error_lines, key_path, read_toml
+from cjm_ml.tomlfiles import KeyPathError, key_path, read_toml_model
 
 SourceKind = Literal[
     "adf",
@@ -459,15 +459,7 @@ def load_mapping(path: Path | str) -> Mapping:
     """The mapping in a TOML file; raises MappingError naming the file and, for each problem,
     the key path (unknown keys, event types, channels and zones, missing fields, time columns
     without a format, personal data feeding events)."""
-    path = Path(path)
-    try:
-        raw = read_toml(path, "mapping")
-    except ValueError as e:
-        raise MappingError(str(e)) from None
-    try:
-        return Mapping.model_validate(raw)
-    except ValidationError as e:
-        raise MappingError("\n".join(error_lines(e, f"{path.name}: "))) from None
+    return read_toml_model(path, "mapping", Mapping, MappingError)
 
 
 def shipped_mapping(name: str) -> Mapping:

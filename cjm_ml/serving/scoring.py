@@ -64,9 +64,12 @@ class Scored:
 
 def score_events(models: ModelSet, task: Task, events: pd.DataFrame, now: pd.Timestamp) -> Scored:
     """Score every instance open at ``now`` in ``events`` (canonical, typed) with the task's
-    champion, the instances and features defined by the task parameters it was trained with."""
+    champion, the instances and features defined by the task parameters it was trained with
+    (its declared features too: the artifact carries them)."""
     model = models.models[task]
-    columns = open_feature_columns(events, task, now, model.task_params)
+    columns = open_feature_columns(
+        events, task, now, model.task_params, declared=model.feature_set.declared
+    )
     raw = model.predict_raw(columns) if len(columns["instance_id"]) else np.empty(0)
     risk = model.calibrate(raw)
     columns.update(raw=raw, risk=risk, band=model.band(risk))

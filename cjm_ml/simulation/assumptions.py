@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -409,13 +416,50 @@ class Exports(_Section):
     call_lead_email_share: Probability = Field(description="Phone-up leads with an email.")
     chat_lead_phone_share: Probability = Field(description="Chat leads with a phone.")
     users_per_rooftop: int = Field(ge=1, description="Staff per role who log CRM activities.")
+
+
+class Vehicles(_Section):
+    """The vehicle and buyer profile a deal records at delivery (the ``vehicle_delivery``
+    event's attributes: model line, model year, odometer, warranty end, the buyer's age band),
+    and what the profile does to service defection (context terms, not frictions)."""
+
     model_lines: tuple[str, ...] = Field(min_length=1, description="Vehicle model lines.")
     inventory_used_share: Probability = Field(
         description="Vehicles never delivered (inventory viewed, serviced) that are used."
     )
     used_age_years: IntRange = Field(description="Age of a used vehicle, in model years.")
     miles_per_year: Range = Field(description="Mileage a used vehicle adds per year.")
-    warranty_years: int = Field(ge=0, description="Warranty end after the model year begins.")
+    new_miles: Range = Field(description="Odometer of a new vehicle at delivery.")
+    warranty_years: int = Field(
+        ge=1, description="Warranty years from the model year (it ends on 31 December)."
+    )
+    buyer_age_bands: tuple[str, ...] = Field(min_length=1, description="Buyers' age bands.")
+    buyer_age_band_shares: tuple[Probability, ...] = Field(
+        description="Shares of buyer_age_bands (one per band)."
+    )
+    defection_per_year_of_age: float = Field(
+        description="Defection log-odds per model year of the vehicle's age at delivery "
+        "(owners of older vehicles go to independent shops)."
+    )
+    defection_warranty_ended: float = Field(
+        description="Defection log-odds when the warranty has ended by the first service "
+        "(warranty_horizon_days after delivery): nothing ties the owner to the dealer."
+    )
+    warranty_horizon_days: float = Field(
+        ge=0, description="A warranty ending within this many days of delivery counts as ended."
+    )
+    defection_by_age_band: tuple[float, ...] = Field(
+        description="Defection log-odds of each buyer age band (one per band)."
+    )
+
+    @model_validator(mode="after")
+    def _one_share_and_effect_per_band(self) -> Vehicles:
+        n = len(self.buyer_age_bands)
+        if len(self.buyer_age_band_shares) != n or len(self.defection_by_age_band) != n:
+            raise ValueError("buyer_age_band_shares and defection_by_age_band need one per band")
+        if abs(sum(self.buyer_age_band_shares) - 1) > 1e-9:
+            raise ValueError("buyer_age_band_shares must sum to 1")
+        return self
 
 
 class Assumptions(_Section):
@@ -434,6 +478,7 @@ class Assumptions(_Section):
     service: Service
     engagement: Engagement
     recording: Recording
+    vehicles: Vehicles
     exports: Exports
 
 

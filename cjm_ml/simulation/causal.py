@@ -144,18 +144,30 @@ def service_defection_terms(
     recall_notified: FloatArray,
     rooftop_online_friction: FloatArray,
     low_sales_csi: FloatArray,
+    vehicle_age_years: FloatArray,
+    warranty_ended: FloatArray,
+    age_band_effect: FloatArray,
+    per_year_of_age: float,
+    warranty_ended_effect: float,
 ) -> dict[str, FloatArray]:
     """Log-odds terms that a buyer has no repair order in the window, as known at the cutoff.
 
     ``rooftop_online_friction`` is the rooftop's abandoned-online-booking share: a process
-    friction customers feel later, which the data shows only through the rooftop.
+    friction customers feel later, which the data shows only through the rooftop. The
+    vehicle's age at delivery (``per_year_of_age`` per model year), a warranty ended by the
+    first service (``warranty_ended_effect``) and the buyer's age band (``age_band_effect``)
+    are context from the deal's profile (``[vehicles]`` in the assumptions file).
     """
     return {
-        "base": np.full(len(loyalty), -1.45),
+        # -1.45 before the profile's terms; they add about +0.4 on average.
+        "base": np.full(len(loyalty), -1.85),
         "loyalty (hidden)": -0.6 * loyalty,
         "distance": 0.02 * (np.minimum(distance_km, 120) - 15),
         "used_vehicle": 0.35 * used_vehicle,
         "low_sales_csi": 0.4 * low_sales_csi,
+        "vehicle_age": per_year_of_age * vehicle_age_years,
+        "warranty_ended": warranty_ended_effect * warranty_ended,
+        "buyer_age_band": age_band_effect,
         # Unbooked owners who live far away drift to a shop near home.
         "first_service_not_booked": (0.55 + 0.7 * (distance_km > 25)) * (1 - first_service_booked),
         "no_delivery_education": 0.35 * (1 - delivery_education),

@@ -42,7 +42,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from cjm_ml.io import atomic_dir
-from cjm_ml.simulation.assumptions import Exports, load_assumptions
+from cjm_ml.simulation.assumptions import Exports, Vehicles, load_assumptions
 from cjm_ml.simulation.generator import SimulatedGroup
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,17 @@ OUTCOMES = {
     "appointment_cancelled": "cancelled",
 }
 RO_STEPS = ("repair_order_opened", "repair_order_closed", "mpi_sent", "mpi_approved")
+#: The deal's vehicle and buyer profile: ``dms_deals.csv`` column -> delivery event attribute.
+DEAL_PROFILE = {
+    "model_line": "model_line",
+    "model_year": "model_year",
+    "odometer": "mileage",
+    "warranty_end": "warranty_end",
+    "buyer_age_band": "age_band",
+}
+#: The vehicle profile ``vehicles.csv`` carries (delivery event attributes of the same names).
+VEHICLE_PROFILE = ("model_line", "model_year", "mileage", "warranty_end")
+NUMERIC_PROFILE = ("model_year", "mileage")
 
 FIRST_NAMES = np.array(
     [
@@ -220,6 +231,7 @@ class _Group:
     people: pd.DataFrame  # by customer number (index): names, contacts, ids
     rooftops: pd.DataFrame  # by rooftop code (index): id, name, store, website, time_zone
     settings: Exports
+    vehicles: Vehicles
     seed: int
 
     def rng(self, purpose: int) -> np.random.Generator:
@@ -302,6 +314,7 @@ def _prepare(group: SimulatedGroup, settings: Exports) -> _Group:
         people=pd.DataFrame(),
         rooftops=rooftops,
         settings=settings,
+        vehicles=(group.config.assumptions or load_assumptions()).vehicles,
         seed=group.config.seed,
     )
     g.people = _people(g, int(cust.max()) + 1 if len(cust) else 0)
@@ -834,10 +847,17 @@ def _dms_deals(g: _Group) -> pd.DataFrame:
             "sale_price": d["value"],
             "new_used": condition.map({"new": "N", "used": "U"}),
             "deal_source": d["source"].astype("string"),
+            **{c: _profile(_attr(d["attributes"], a), a) for c, a in DEAL_PROFILE.items()},
             "_customer_id": d["customer_id"],
             "_canonical_id": d["event_id"],
         }
     )
+
+
+def _profile(text: pd.Series, key: str) -> pd.Series:
+    """A profile attribute's text as an export writes it: whole numbers (model year, mileage)
+    as numbers, the rest as text."""
+    return text.astype("Int64") if key in NUMERIC_PROFILE else text
 
 
 def _dms_repair_orders(g: _Group) -> pd.DataFrame:
@@ -943,36 +963,40 @@ def _customers(g: _Group) -> pd.DataFrame:
 
 def _vehicles(g: _Group) -> pd.DataFrame:
     """``vehicles.csv``: one profile per vehicle: VIN, model line, model year, mileage and
-    warranty end. New or used as delivered (drawn for vehicles never delivered)."""
-    a = g.settings
+    warranty end. A delivered vehicle's as its (first) delivery recorded it; a vehicle never
+    delivered (inventory viewed, serviced) gets one drawn from the ``[vehicles]`` settings,
+    its model year counted back from its first event."""
+    a = g.vehicles
     rng = g.rng(11)
     ev = g.events.dropna(subset=["vehicle_id"])
     first = ev.sort_values("ts", kind="stable").drop_duplicates("vehicle_id")
     first = first.sort_values("vehicle_id", ignore_index=True)
     n = len(first)
-    delivered = g.of(["vehicle_delivery"])
-    condition = first["vehicle_id"].map(
-        pd.Series(
-            _attr(delivered["attributes"], "condition").to_numpy(),
-            index=delivered["vehicle_id"].to_numpy(),
-        )
-        .groupby(level=0)
-        .first()
-    )
-    used = condition.eq("used").fillna(False).to_numpy(dtype=bool, copy=True)
-    drawn = condition.isna().to_numpy()
-    used[drawn] = rng.random(int(drawn.sum())) < a.inventory_used_share
+    delivered = g.of(["vehicle_delivery"]).drop_duplicates("vehicle_id")
+    recorded = pd.DataFrame(
+        {k: _attr(delivered["attributes"], k).to_numpy() for k in VEHICLE_PROFILE},
+        index=delivered["vehicle_id"].to_numpy(),
+    ).reindex(first["vehicle_id"].to_numpy())
+    used = rng.random(n) < a.inventory_used_share
     age = np.where(used, rng.integers(*a.used_age_years, n), 0)
     model_year = first["ts"].dt.year.to_numpy() - age
-    miles = np.where(used, age * rng.uniform(*a.miles_per_year, n), rng.uniform(5, 60, n))
+    miles = np.where(used, age * rng.uniform(*a.miles_per_year, n), rng.uniform(*a.new_miles, n))
+    drawn = pd.DataFrame(
+        {
+            "model_line": np.asarray(a.model_lines)[rng.integers(0, len(a.model_lines), n)],
+            "model_year": pd.Series(model_year).astype("string").to_numpy(),
+            "mileage": pd.Series(np.round(miles).astype(np.int64)).astype("string").to_numpy(),
+            "warranty_end": (
+                pd.Series(model_year + a.warranty_years - 1).astype("string") + "-12-31"
+            ).to_numpy(),
+        },
+        index=recorded.index,
+    )
+    profile = recorded.fillna(drawn)
     return pd.DataFrame(
         {
             "vin": first["vin"],
-            "model_line": np.asarray(a.model_lines)[rng.integers(0, len(a.model_lines), n)],
-            "model_year": model_year,
-            "mileage": np.round(miles).astype(np.int64),
-            "warranty_end": pd.Series(model_year + a.warranty_years - 1).astype("string")
-            + "-12-31",
+            **{k: _profile(profile[k].astype("string"), k).to_numpy() for k in VEHICLE_PROFILE},
             "_customer_id": pd.Series(pd.NA, index=first.index, dtype="string"),
             "_canonical_id": first["vehicle_id"],
         }

@@ -21,8 +21,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
 from cjm_ml.artifact import ModelArtifact
+from cjm_ml.featureset import DeclaredFeature, FeatureSet, feature_set_of
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import FeatureSpec, features_for
+from cjm_ml.registry import FeatureSpec
 from cjm_ml.training.norms import norms_by_group
 
 
@@ -50,12 +51,14 @@ class NothingToFit(ValueError):
     """Every feature of the task is constant (or always missing) in the training rows."""
 
 
-def constant_features(table: pd.DataFrame, task: Task) -> dict[str, str]:
-    """The task's registered features that carry no information in ``table``: feature ->
-    why, ``"always missing"`` or ``"constant (always <value>)"`` (one value and never
-    missing). LightGBM never splits on them, so dropping them changes no tree; they are left
-    out of the model (and so of its explanations). Refuses a table missing a feature, by name."""
-    names = [f.name for f in features_for(task)]
+def constant_features(table: pd.DataFrame, task: Task | FeatureSet) -> dict[str, str]:
+    """The task's features (or the feature set's) that carry no information in ``table``:
+    feature -> why, ``"always missing"`` or ``"constant (always <value>)"`` (one value and
+    never missing). LightGBM never splits on them, so dropping them changes no tree; they are
+    left out of the model (and so of its explanations). Refuses a table missing a feature, by
+    name."""
+    feature_set = feature_set_of(task)
+    task, names = feature_set.task, feature_set.names
     missing = [n for n in names if n not in table.columns]
     if missing:
         raise ValueError(f"{task}: feature table lacks {', '.join(missing)}")
@@ -74,8 +77,9 @@ def constant_features(table: pd.DataFrame, task: Task) -> dict[str, str]:
 
 class RiskModel(ModelArtifact):
     """The trainable risk model: ``fit`` learns a ``ModelArtifact`` (features, booster,
-    levels, calibration, bands, norms) from a feature table and returns self. ``dropped_``:
-    the registered features ``fit`` left out (``constant_features``: feature -> why)."""
+    levels, calibration, bands, norms) from a feature table and returns self; it reads the
+    task's registered features and the ``declared`` ones. ``dropped_``: the features ``fit``
+    left out (``constant_features``: feature -> why)."""
 
     dropped_: dict[str, str]
 
@@ -84,9 +88,12 @@ class RiskModel(ModelArtifact):
         task: Task,
         params: TrainingParams | None = None,
         task_params: TaskParams | None = None,
+        declared: Sequence[DeclaredFeature] = (),
     ) -> None:
         params = params or TrainingParams()
-        super().__init__(task, hyperparameters=params.model_dump(), task_params=task_params)
+        super().__init__(
+            task, hyperparameters=params.model_dump(), task_params=task_params, declared=declared
+        )
 
     @property
     def params(self) -> TrainingParams:
@@ -101,8 +108,8 @@ class RiskModel(ModelArtifact):
         The model reads the registered features that vary in ``train``: the constant or
         always-missing ones are dropped (``dropped_``); raises ``NothingToFit`` when none is
         left."""
-        self.dropped_ = constant_features(train, self.task)
-        kept = [f.name for f in features_for(self.task) if f.name not in self.dropped_]
+        self.dropped_ = constant_features(train, self.feature_set)
+        kept = [f for f in self.feature_set.names if f not in self.dropped_]
         if not kept:
             raise NothingToFit(
                 f"{self.task}: every feature is constant or always missing in the training "
@@ -111,7 +118,7 @@ class RiskModel(ModelArtifact):
         self.features = kept
         kept_set = set(kept)
         categorical = [
-            f.name for f in features_for(self.task) if f.unit == "category" and f.name in kept_set
+            f.name for f in self.feature_set.specs if f.unit == "category" and f.name in kept_set
         ]
         self.categories_ = {
             c: sorted(train[c].astype("string").dropna().unique().tolist()) for c in categorical
@@ -128,7 +135,7 @@ class RiskModel(ModelArtifact):
         medium, high = np.quantile(self.predict_risk(valid), [0.5, 0.8])
         self.bands_ = {"medium": float(medium), "high": float(high)}
         self.norms_ = self.own_norms(
-            norms_by_group(pd.concat([train, valid]), self.task, self.task_params)
+            norms_by_group(pd.concat([train, valid]), self.feature_set, self.task_params)
         )
         return self
 
@@ -179,8 +186,9 @@ class RiskModel(ModelArtifact):
         )
 
 
-def logistic_baseline(task: Task, features: Sequence[str] | None = None) -> Pipeline:
-    """Logistic regression on the same features (``features``, default every registered one):
+def logistic_baseline(task: Task | FeatureSet, features: Sequence[str] | None = None) -> Pipeline:
+    """Logistic regression on the same features (``features``, default every one of the
+    task's or the feature set's):
     median-imputed, scaled numerics with missing-value indicators, one-hot categoricals
     (unknown levels ignored)."""
     specs = _specs(task, features)
@@ -198,10 +206,10 @@ def logistic_baseline(task: Task, features: Sequence[str] | None = None) -> Pipe
 
 
 def baseline_matrix(
-    table: pd.DataFrame, task: Task, features: Sequence[str] | None = None
+    table: pd.DataFrame, task: Task | FeatureSet, features: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """The baseline's input: ``features`` (default every registered one), categoricals as
-    plain strings."""
+    """The baseline's input: ``features`` (default every one of the task's or the feature
+    set's), categoricals as plain strings."""
     specs = _specs(task, features)
     x = table[[f.name for f in specs]].copy()
     for f in specs:
@@ -210,7 +218,7 @@ def baseline_matrix(
     return x
 
 
-def _specs(task: Task, features: Sequence[str] | None) -> list[FeatureSpec]:
-    """The registry entries of ``features`` (default: every registered one), registry order."""
-    specs = features_for(task)
+def _specs(task: Task | FeatureSet, features: Sequence[str] | None) -> list[FeatureSpec]:
+    """The entries of ``features`` (default: every one of the set), in the set's order."""
+    specs = list(feature_set_of(task).specs)
     return specs if features is None else [f for f in specs if f.name in set(features)]

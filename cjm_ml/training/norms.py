@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from cjm_ml.artifact import POOLED_NORMS
+from cjm_ml.featureset import FeatureSet, feature_set_of
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import features_for
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +21,17 @@ MIN_GROUP_INSTANCES = 200
 
 
 def group_norms(
-    table: pd.DataFrame, task: Task, params: TaskParams | None = None
+    table: pd.DataFrame, task: Task | FeatureSet, params: TaskParams | None = None
 ) -> dict[str, float]:
-    """The comparison value of the table's rows for each of the task's features that has a
-    norm: the median (numbers), the share of 1s (flags; unknowns left out), or the response
-    standard. Refuses a table missing one of those features, by name."""
+    """The comparison value of the table's rows for each of the task's features (or the
+    feature set's) that has a norm: the median (numbers), the share of 1s (flags; unknowns
+    left out), or the response standard. Refuses a table missing one of those features, by
+    name."""
     params = params or TaskParams()
+    feature_set = feature_set_of(task)
+    task = feature_set.task
     out: dict[str, float] = {}
-    for f in features_for(task):
+    for f in feature_set.specs:
         w = f.wording
         if w is None or w.norm is None:
             continue
@@ -46,7 +49,7 @@ def group_norms(
 
 def norms_by_group(
     table: pd.DataFrame,
-    task: Task,
+    task: Task | FeatureSet,
     params: TaskParams | None = None,
     *,
     min_instances: int = MIN_GROUP_INSTANCES,
@@ -58,6 +61,8 @@ def norms_by_group(
     missing group id (or one spelled ``POOLED_NORMS``), and ``min_instances`` under 1."""
     if min_instances < 1:
         raise ValueError(f"min_instances must be at least 1, got {min_instances}")
+    feature_set = feature_set_of(task)
+    task = feature_set.task
     if "dealer_group_id" not in table.columns:
         raise ValueError(f"{task}: the table lacks dealer_group_id, needed for the group's norms")
     groups = table["dealer_group_id"].astype("string")
@@ -65,14 +70,14 @@ def norms_by_group(
         raise ValueError(f"{task}: {int(groups.isna().sum())} rows have no dealer_group_id")
     if (groups == POOLED_NORMS).any():
         raise ValueError(f"{task}: {POOLED_NORMS!r} is the pooled norms' key, not a group id")
-    out = {POOLED_NORMS: group_norms(table, task, params)}
+    out = {POOLED_NORMS: group_norms(table, feature_set, params)}
     sizes = groups.value_counts()
     if len(sizes) == 1:
         out[str(sizes.index[0])] = dict(out[POOLED_NORMS])
         return out
     for group, size in sorted(sizes.items()):
         if size >= min_instances:
-            out[str(group)] = group_norms(table[(groups == group).to_numpy()], task, params)
+            out[str(group)] = group_norms(table[(groups == group).to_numpy()], feature_set, params)
         else:
             log.info(
                 "%s: %s has %d instances (< %d): its sentences quote the figures across groups",

@@ -9,7 +9,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from cjm_ml.registry import feature_spec
 from cjm_ml.training.run import TrainingReport
 
 _NAMES = {"lightgbm": "LightGBM", "logistic": "logistic baseline", "truth": "simulator truth"}
@@ -54,7 +53,8 @@ def importance_figure(report: TrainingReport, top: int = 15) -> Figure:
     features it never split on are left out."""
     used = report.importance[report.importance["gain"] > 0]
     table = used.head(top).iloc[::-1]
-    labels = [feature_spec(f).description for f in table["feature"]]
+    assert report.model is not None  # importance is empty when nothing was fitted
+    labels = [report.model.feature_set.spec(f).description for f in table["feature"]]
     fig = Figure(figsize=(9, 0.35 * len(table) + 1))
     ax = fig.subplots()
     ax.barh(np.arange(len(table)), table["share"], color="#3b6ea5")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,8 +17,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
+from cjm_ml.featureset import DeclaredFeature, FeatureSet
 from cjm_ml.params import Task, TaskParams
-from cjm_ml.registry import features_for
 from cjm_ml.training.config import TrainingConfig, load_training_config
 from cjm_ml.training.evaluate import (
     calibration_table,
@@ -184,13 +185,14 @@ def _fit_best(
     candidates: list[TrainingParams],
     task_params: TaskParams,
     progress: bool,
+    declared: Sequence[DeclaredFeature] = (),
 ) -> tuple[RiskModel, pd.DataFrame]:
     """Fit each candidate; keep the best by validation-period AUC (never the test period)."""
     rows, best, best_auc = [], None, -np.inf
     y_valid = _labels(split.valid)
     bar = tqdm(candidates, desc=f"{task}: LightGBM", unit="fit", disable=not progress)
     for params in bar:
-        model = RiskModel(task, params, task_params).fit(split.train, split.valid)
+        model = RiskModel(task, params, task_params, declared).fit(split.train, split.valid)
         auc = risk_metrics(y_valid, model.predict_risk(split.valid))["roc_auc"]
         rows.append({**params.model_dump(), "trees": model.booster_.num_trees(), "valid_auc": auc})
         if auc > best_auc:
@@ -208,6 +210,7 @@ def train_task(
     truth: pd.DataFrame | None = None,
     search: bool = False,
     progress: bool = False,
+    declared: Sequence[DeclaredFeature] | None = None,
 ) -> TrainingReport:
     """Train and evaluate one task on its feature table.
 
@@ -218,6 +221,9 @@ def train_task(
     the norms its sentences quote come from every labelled instance, per dealer group (a group
     under ``config.norms.min_group_instances`` quotes the pooled ones). ``truth``
     (``instance_id``, ``true_prob``) adds the simulator's ceiling and each model's capture of it.
+    ``declared``: the declared features the table carries beside the registry's (default:
+    those ``table.attrs["declared"]`` names, as ``build_feature_table`` sets it); the model
+    reads them and its artifact carries them.
 
     Features constant (or always missing) in the training period are left out of the model
     and listed in ``dropped``; LightGBM never splits on them, so the trees are those it would
@@ -226,31 +232,41 @@ def train_task(
     """
     config = config or load_training_config()
     task_params = task_params or TaskParams()
+    if declared is None:
+        declared = FeatureSet.of(task, table.attrs.get("declared", ())).declared
+    feature_set = FeatureSet(task, tuple(declared))
     split = time_split(table, config.split.valid_share, config.split.test_share)
-    dropped = constant_features(split.train, task)
+    dropped = constant_features(split.train, feature_set)
     if dropped:
         log.info("%s: left out %d constant feature(s): %s", task, len(dropped), dropped)
-    if len(dropped) == len(features_for(task)):
+    if len(dropped) == len(feature_set.names):
         log.warning("%s: %s", task, NOTHING_TO_FIT)
         return _nothing_fitted(task, table, split, dropped)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    model, searched = _fit_best(task, split, config.candidates(task, search), task_params, progress)
+    candidates = config.candidates(task, search)
+    model, searched = _fit_best(
+        task, split, candidates, task_params, progress, feature_set.declared
+    )
     seconds["lightgbm"] = time.perf_counter() - started
     labelled = pd.concat([split.train, split.valid, split.test])
     model.norms_ = model.own_norms(
-        norms_by_group(labelled, task, task_params, min_instances=config.norms.min_group_instances)
+        norms_by_group(
+            labelled, feature_set, task_params, min_instances=config.norms.min_group_instances
+        )
     )
     started = time.perf_counter()
-    baseline = logistic_baseline(task, model.features).fit(
-        baseline_matrix(split.train, task, model.features), _labels(split.train)
+    baseline = logistic_baseline(feature_set, model.features).fit(
+        baseline_matrix(split.train, feature_set, model.features), _labels(split.train)
     )
     seconds["logistic"] = time.perf_counter() - started
 
     test, y = split.test, _labels(split.test)
     scores = {
         "lightgbm": model.predict_risk(test),
-        "logistic": baseline.predict_proba(baseline_matrix(test, task, model.features))[:, 1],
+        "logistic": baseline.predict_proba(baseline_matrix(test, feature_set, model.features))[
+            :, 1
+        ],
     }
     if truth is not None:
         known = test[["instance_id"]].merge(truth[["instance_id", "true_prob"]], how="left")

@@ -25,7 +25,6 @@ from mlflow.models import infer_signature
 from cjm_ml.artifact import ModelArtifact
 from cjm_ml.config import Settings
 from cjm_ml.params import MODEL_NAMES, Task
-from cjm_ml.registry import feature_spec
 from cjm_ml.training import plots
 from cjm_ml.training.evaluate import risk_metrics
 from cjm_ml.training.pyfunc import BUNDLE_ARTIFACT
@@ -273,7 +272,8 @@ def _log_report(report: TrainingReport) -> None:
     mlflow.log_metrics(report.summary())
     mlflow.log_metrics({f"seconds_{k}": v for k, v in report.seconds.items()})
     mlflow.log_dict(
-        {"features": [asdict(feature_spec(f)) for f in model.features]}, "features.json"
+        {"features": [asdict(model.feature_set.spec(f)) for f in model.features]},
+        "features.json",
     )
     _log_dropped(report)
     for part in ("calibration", "slices", "importance", "search"):

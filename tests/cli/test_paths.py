@@ -141,6 +141,54 @@ def test_features_builds_with_the_parameters_file_s_windows_and_train_carries_th
     assert not (data / "demo").exists()
 
 
+#: A features file over what the simulator's deliveries carry.
+FEATURES_FILE = """\
+[features.delivered_condition]
+label = "Delivered as"
+event_type = "vehicle_delivery"
+attribute = "condition"
+kind = "category"
+tasks = ["service_defection"]
+"""
+
+
+def test_a_features_file_and_generic_features_travel_to_the_model_and_its_drivers(
+    data: Path, group_events: Path
+) -> None:
+    mine = data / "mine.toml"
+    mine.write_text(FEATURES_FILE)
+    table = data / "mine" / "defection.parquet"
+    args = ("--task", "service_defection", "--events", group_events / "events.parquet")
+    built = _invoke("features", *args, "--out", table, "--features-file", mine, "--generic")
+    assert built.exit_code == 0, built.output
+    declared = json.loads(read_parquet_metadata(table)["declared"])
+    assert declared[0]["name"] == "delivered_condition"
+    names = [d["name"] for d in declared]
+    # generic: three per touchpoint the events hold, none for the others
+    present = pd.read_parquet(group_events / "events.parquet", columns=["event_type"])
+    touchpoints = set(present["event_type"].astype(str))
+    assert {n for n in names if n.startswith("days_since_")} == {
+        f"days_since_{t}" for t in touchpoints
+    }
+    assert len(names) == 1 + 3 * len(touchpoints)
+    columns = pd.read_parquet(table).columns
+    assert set(names) <= set(columns)
+
+    trained = _invoke("train", "--task", "service_defection", "--features", table, "--no-progress")
+    assert trained.exit_code == 0, trained.output
+    bundle = ModelArtifact.load(data.parent / "models" / "service_defection")
+    assert "delivered_condition" in bundle.features
+    assert bundle.feature_set.declared_names == names
+    explained = _invoke("explain", "--task", "service_defection", "--features", table)
+    assert explained.exit_code == 0, explained.output
+
+    bad = data / "bad.toml"
+    bad.write_text(FEATURES_FILE.replace('kind = "category"', 'kind = "colour"'))
+    refused = _invoke("features", *args, "--out", table, "--features-file", bad)
+    assert refused.exit_code == 1
+    assert "bad.toml: features.delivered_condition.kind" in refused.output
+
+
 def test_features_refuses_a_bad_parameters_file_naming_the_key(
     data: Path, group_events: Path
 ) -> None:

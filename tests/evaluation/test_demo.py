@@ -17,6 +17,7 @@ from cjm_ml.cli.features import write_feature_tables
 from cjm_ml.config import Settings
 from cjm_ml.evaluation.demo import DemoStages, run_demo
 from cjm_ml.events import load_events
+from cjm_ml.featureset import DeclaredFeature
 from cjm_ml.ingest.mapping import SHIPPED_MAPPINGS, Mapping
 from cjm_ml.ingest.pipeline import ingest
 from cjm_ml.params import TASKS, Task
@@ -41,9 +42,15 @@ class Recorder:
         self.calls.append(("ingest", (mapping.source, [p.name for p in inputs], data_dir)))
         ingest(mapping, inputs, data_dir=data_dir, salt=salt)
 
-    def features(self, events: pd.DataFrame, path: Path, outs: dict[Task, Path]) -> None:
-        self.calls.append(("features", (len(events), path, outs)))
-        write_feature_tables(events, path, outs)
+    def features(
+        self,
+        events: pd.DataFrame,
+        path: Path,
+        outs: dict[Task, Path],
+        declared: Sequence[DeclaredFeature],
+    ) -> None:
+        self.calls.append(("features", (len(events), path, outs, [d.name for d in declared])))
+        write_feature_tables(events, path, outs, declared=declared)
 
     def stages(self) -> DemoStages:
         calls = self.calls
@@ -95,7 +102,11 @@ def test_the_demo_ingests_the_raw_exports_checks_the_round_trip_and_serves(
     n = len(load_events(events))
     assert n == len(load_events(out / "simulator" / "events.parquet"))
     outs = {t: out / "features" / f"{t}.parquet" for t in TASKS}
-    assert calls[9][1] == (n, events, outs)
+    profile = ["vehicle_age_years", "warranty_days_left", "mileage_at_delivery", "model_line"]
+    assert calls[9][1] == (n, events, outs, [*profile, "buyer_age_band"])
+    # the profile reaches the defection table, from the ingested deal export
+    defection = pd.read_parquet(outs["service_defection"])
+    assert defection[profile[:3]].notna().all().all()
     assert calls[10][1] == (list(TASKS), out / "features", out, False)
     assert calls[11][1] == (
         out / "journey.html",

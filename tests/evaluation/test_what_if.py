@@ -15,8 +15,12 @@ from cjm_ml.evaluation.what_if import (
     resimulated_what_if,
 )
 from cjm_ml.explain.drivers import DriverExplainer
+from cjm_ml.features.pipeline import build_feature_table
+from cjm_ml.featureset import generic_features
 from cjm_ml.params import Task
 from cjm_ml.simulation import SimulatedGroup
+from cjm_ml.training.model import RiskModel
+from cjm_ml.training.split import time_split
 
 
 def test_what_if_against_a_resimulation_of_the_slow_rooftop(
@@ -43,6 +47,27 @@ def test_what_if_against_a_resimulation_of_the_slow_rooftop(
     assert f"{check.true_change * 100:+.1f} pts true" in check.note
     assert np.isfinite([check.true_before, check.true_after, check.model_before]).all()
     rooftop = tables["lead_leakage"]["rooftop_id"].astype("string") == "rt-02"
+    assert check.instances_before == int(rooftop.sum())
+
+
+def test_what_if_rebuilds_the_tables_with_the_model_s_declared_features(
+    small_group: SimulatedGroup,
+) -> None:
+    declared = generic_features(["sms_sent", "vdp_view"])
+    table = build_feature_table(small_group.events, "lead_leakage", declared=declared)
+    split = time_split(table)
+    model = RiskModel("lead_leakage", declared=declared).fit(split.train, split.valid)
+    assert "sms_sent_7d" in model.features
+    # no table given: both the original and the re-simulated ones are built with them
+    check = resimulated_what_if(
+        DriverExplainer(model),
+        small_group.config,
+        "rt-02",
+        "slow_first_response",
+        original=small_group,
+    )
+    assert check.true_change < -0.1 and check.predicted_change < 0
+    rooftop = table["rooftop_id"].astype("string") == "rt-02"
     assert check.instances_before == int(rooftop.sum())
 
 

@@ -1,9 +1,10 @@
 """Honest drivers: nothing listed that does nothing for the instance, no fix that does not
 help, one action once, and nothing named that the model does not read (a dataset with only
-bookings, confirmations and appointment outcomes)."""
+bookings, confirmations and appointment outcomes, plus two declared attributes)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from cjm_ml.explain.playbook import load_playbook
 from cjm_ml.explain.report import format_instance
 from cjm_ml.explain.rollup import rollup
 from cjm_ml.features.pipeline import build_feature_table
+from cjm_ml.featureset import DeclaredFeature, FeatureSet
 from cjm_ml.params import TASKS, Task
 from cjm_ml.rules import GROUP
 from cjm_ml.simulation import SimulatedGroup
@@ -129,11 +131,38 @@ def test_a_rollup_leaves_out_drivers_that_touch_no_case() -> None:
     assert roll.loc[roll["rooftop_id"] == "A", "excess"].tolist() == pytest.approx([0.04])
 
 
+#: Two declared attributes of the contact preferences (an age band that varies, a loyalty
+#: flag every customer has) and one of a touchpoint the dataset does not have.
+DECLARED = (
+    DeclaredFeature(
+        name="age_band", label="Age band", event_type="contact_preferences_set",
+        attribute="age_band", kind="category",
+    ),
+    DeclaredFeature(
+        name="loyalty_member", label="Loyalty member", event_type="contact_preferences_set",
+        attribute="loyalty_member", kind="flag",
+    ),
+    DeclaredFeature(
+        name="vehicle_age", label="Vehicle age", event_type="vehicle_delivery",
+        attribute="model_year", take="years_since",
+    ),
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def bookings_only(small_group: SimulatedGroup) -> pd.DataFrame:
-    """The no-show table of the small group's events, kept to ``BOOKINGS_ONLY``."""
+    """The no-show table of the small group's events, kept to ``BOOKINGS_ONLY``, with the
+    ``DECLARED`` features (the contact preferences carry an age band and a loyalty flag)."""
     events = small_group.events
-    return build_feature_table(events[events["event_type"].isin(BOOKINGS_ONLY)], "no_show")
+    events = events[events["event_type"].isin(BOOKINGS_ONLY)].copy()
+    prefs = events["event_type"] == "contact_preferences_set"
+    bands = np.array(["18-34", "35-54", "55+"])[
+        pd.util.hash_array(events.loc[prefs, "customer_id"].to_numpy(dtype=str)) % 3
+    ]
+    events.loc[prefs, "attributes"] = [
+        json.dumps({"age_band": band, "loyalty_member": "Y"}) for band in bands
+    ]
+    return build_feature_table(events, "no_show", declared=DECLARED)
 
 
 def test_a_dataset_of_bookings_only_names_nothing_absent_or_constant(
@@ -143,12 +172,21 @@ def test_a_dataset_of_bookings_only_names_nothing_absent_or_constant(
     report = train_task(table, "no_show")
     model = report.model
     assert model is not None and report.refusal is None
-    constant = constant_features(table, "no_show")
-    assert {"vdp_views_7d", "online_booking_abandons"} <= set(constant)
+    feature_set = FeatureSet("no_show", DECLARED)
+    constant = constant_features(table, feature_set)
+    assert {"vdp_views_7d", "online_booking_abandons", "loyalty_member", "vehicle_age"} <= set(
+        constant
+    )
     assert set(constant) <= set(report.dropped)
     assert not set(report.dropped) & set(model.features)
-    ex = DriverExplainer(model, group_norms(table, "no_show"))
-    registered = {d.label for d in drivers_for("no_show")}
+    assert "age_band" in model.features and model.categories_["age_band"] == [
+        "18-34",
+        "35-54",
+        "55+",
+    ]
+    ex = DriverExplainer(model, group_norms(table, feature_set))
+    registered = {d.label for d in drivers_for(feature_set)}
+    assert {"Loyalty member", "Vehicle age", "Age band"} <= registered
     read = {d.label for d in ex.drivers}
     gone = registered - read
     assert gone, "the model should read fewer drivers than the registry has"
@@ -158,6 +196,7 @@ def test_a_dataset_of_bookings_only_names_nothing_absent_or_constant(
     assert (out.drivers["risk_points"].abs() >= MIN_DRIVER_RISK).all()
     sentences = " ".join(out.drivers["sentence"])
     assert not [label for label in gone if label in sentences]
+    assert "loyalty" not in sentences.lower() and "vehicle age" not in sentences.lower()
     # Roll-ups: only the model's drivers, each touching cases.
     roll = rollup(ex.driver_contributions(table), ex.drivers, "no_show")
     assert set(roll["label"]) <= read and (roll["instances"] > 0).all()

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from cjm_ml.events import catalogue
-from cjm_ml.features.declared import (
+from cjm_ml.features.declared import declared_columns
+from cjm_ml.featureset import (
     GENERIC_WINDOWS_DAYS,
     DeclaredFeature,
     FeaturesFileError,
-    declared_columns,
     generic_features,
     load_features_file,
 )

@@ -196,7 +196,7 @@ def test_the_feature_table_and_its_metadata_carry_the_counts() -> None:
     )
     table = build_feature_table(ev, "lead_leakage", as_of=pd.Timestamp(at(60)))
     assert table["customer_id"].tolist() == ["c-2"]
-    assert table.attrs == {"settled_left_out": 1, "bad_or_duplicate_left_out": 1}
+    assert table.attrs == {"settled_left_out": 1, "bad_or_duplicate_left_out": 1, "declared": []}
     meta = feature_table_metadata(table, "lead_leakage", TaskParams())
     assert (meta["settled_left_out"], meta["bad_or_duplicate_left_out"]) == ("1", "1")
 

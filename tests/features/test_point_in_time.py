@@ -1,8 +1,8 @@
-"""No leakage, by property: nothing at or after a cutoff moves that instance's features, nor
-does an event recorded at or after the cutoff even if it happened before (labels, which use
-when things happened, do not move with when they were recorded); input order does not matter;
-a partition of customers, one customer, or serving at the cutoff with only the events known
-then all give the training row.
+"""No leakage, by property: nothing at or after a cutoff moves that instance's features (the
+built-in ones and declared ones of every take), nor does an event recorded at or after the
+cutoff even if it happened before (labels, which use when things happened, do not move with
+when they were recorded); input order does not matter; a partition of customers, one
+customer, or serving at the cutoff with only the events known then all give the training row.
 
 Every drawn journey holds an anchor for each task, so each property checks instances of all
 three tasks in every example (a test below proves it); a task without its anchor is tested
@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 
 from cjm_ml.events import TS_DTYPE, catalogue, event_dtypes, sort_events
 from cjm_ml.features.build import BUILDERS
+from cjm_ml.features.declared import declared_columns
 from cjm_ml.features.instances import NoInstancesError, build_instances
 from cjm_ml.features.timeline import Timeline
+from cjm_ml.featureset import DeclaredFeature, generic_features
 from cjm_ml.params import TASKS, Task
 from cjm_ml.simulation import SimulatedGroup, SimulationConfig
 from tests.features.journeys import DAY0, at
@@ -76,7 +78,10 @@ def journeys(draw: st.DrawFn) -> pd.DataFrame:
                 )
             }
         elif etype == "csi_survey":
-            attrs = {"survey": draw(st.sampled_from(["sales", "service"]))}
+            attrs = {
+                "survey": draw(st.sampled_from(["sales", "service"])),
+                "score": str(draw(st.integers(0, 10))),
+            }
         elif etype == "vehicle_delivery":
             attrs = {"condition": draw(st.sampled_from(["new", "used"]))}
         rows.append(
@@ -129,8 +134,39 @@ def _recorded_later(
     return events.assign(recorded_ts=recorded)
 
 
+#: Declared features under the same properties: the generic ones of every touchpoint, and
+#: one of each take that reads an attribute the drawn journeys carry.
+DECLARED = (
+    *generic_features(),
+    DeclaredFeature(
+        name="vehicle_condition_declared", label="Condition", event_type="vehicle_delivery",
+        attribute="condition", kind="category",
+    ),
+    DeclaredFeature(
+        name="days_to_scheduled", label="Days to the appointment", event_type="appointment_set",
+        attribute="scheduled_ts", take="days_until",
+    ),
+    DeclaredFeature(
+        name="years_since_scheduled", label="Years since the slot", event_type="appointment_set",
+        attribute="scheduled_ts", take="years_since",
+    ),
+    DeclaredFeature(
+        name="mean_csi_score_90d", label="CSI score", event_type="csi_survey",
+        attribute="score", take="mean", window_days=90,
+    ),
+    DeclaredFeature(
+        name="total_csi_score", label="CSI points", event_type="csi_survey",
+        attribute="score", take="sum",
+    ),
+)  # fmt: skip
+
+
 def _features(events: pd.DataFrame, instances: pd.DataFrame, task: Task) -> pd.DataFrame:
-    return BUILDERS[task](events, instances).set_index("instance_id")
+    """The task's built-in features and the ``DECLARED`` ones, by instance."""
+    instances = instances.reset_index(drop=True)
+    built = BUILDERS[task](events, instances)
+    declared = declared_columns(events, instances, DECLARED)
+    return pd.concat([built, declared], axis=1).set_index("instance_id")
 
 
 def _instances(events: pd.DataFrame, task: Task) -> pd.DataFrame:

@@ -320,7 +320,8 @@ def test_an_exports_other_columns_become_attributes_declared_features_read(
     tmp_path: Path,
 ) -> None:
     from cjm_ml.events import load_events
-    from cjm_ml.features.declared import DeclaredFeature, declared_columns
+    from cjm_ml.features.declared import declared_columns
+    from cjm_ml.featureset import DeclaredFeature
 
     (tmp_path / "profiles.toml").write_text(PROFILES)
     export = tmp_path / "kunden.csv"

@@ -3,6 +3,8 @@ welcome-to-service message), sales CSI, recall notices, and whether the buyer de
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from cjm_ml.simulation import causal
@@ -28,13 +30,14 @@ def run_deliveries(state: GroupState) -> list[Appointments]:
     cust, ts = d.cust, d.ts
     n = len(cust)
     r = state.customers.home[cust]
-    keys, used, educ = _deliver(state, rng, d)
+    keys, used, educ, profile = _deliver(state, rng, d)
     booked = rng.random(n) < state.p["first_service_booked_rate"][r]
     low_csi = _sales_csi(state, rng, d, educ)
     recall, notified = _recalls(state, rng, d, used)
     matched, channel, gave_up = _welcome(state, rng, d, booked)
     # An owner who gave up on the online scheduler carries the whole friction.
     felt_friction = np.where(gave_up, 1.0, state.p["online_booking_friction"][r])
+    vehicles = state.assumptions.vehicles
     terms = causal.service_defection_terms(
         loyalty=state.customers.loyalty[cust],
         distance_km=state.customers.distance[cust],
@@ -46,6 +49,11 @@ def run_deliveries(state: GroupState) -> list[Appointments]:
         recall_notified=notified.astype(float),
         rooftop_online_friction=felt_friction,
         low_sales_csi=low_csi.astype(float),
+        vehicle_age_years=profile.age_years.astype(float),
+        warranty_ended=profile.warranty_ended.astype(float),
+        age_band_effect=np.asarray(vehicles.defection_by_age_band)[profile.age_band],
+        per_year_of_age=vehicles.defection_per_year_of_age,
+        warranty_ended_effect=vehicles.defection_warranty_ended,
     )
     prob = causal.sigmoid(causal.total(terms))
     defect = rng.random(n) < prob
@@ -68,16 +76,78 @@ def run_deliveries(state: GroupState) -> list[Appointments]:
     return _service_bookings(state, rng, d, booked=booked, defect=defect)
 
 
+@dataclass(frozen=True)
+class DeliveryProfile:
+    """What a deal records about the vehicle and its buyer at delivery, one element per
+    delivery: age in model years, model year, odometer, warranty end, whether the warranty has
+    ended by the first service, the model line and the buyer's age band (indices into the
+    ``[vehicles]`` lists)."""
+
+    age_years: np.ndarray
+    model_year: np.ndarray
+    mileage: np.ndarray
+    warranty_end: np.ndarray  # datetime64[D]: 31 December of its last year
+    warranty_ended: np.ndarray
+    model_line: np.ndarray
+    age_band: np.ndarray
+
+    def attributes(self, state: GroupState, used: np.ndarray) -> np.ndarray:
+        """The delivery events' JSON attributes: ``condition``, then the profile as strings
+        (``model_line``, ``model_year``, ``mileage``, ``warranty_end`` as an ISO date,
+        ``age_band``), in the order the shipped ``dms_deals`` mapping writes them."""
+        v = state.assumptions.vehicles
+        return json_attrs(
+            condition=np.where(used, "used", "new"),
+            model_line=np.asarray(v.model_lines)[self.model_line],
+            model_year=self.model_year,
+            mileage=self.mileage,
+            warranty_end=np.datetime_as_string(self.warranty_end, unit="D"),
+            age_band=np.asarray(v.buyer_age_bands)[self.age_band],
+        )
+
+
+def delivery_profile(state: GroupState, d: SalesVisits, used: np.ndarray) -> DeliveryProfile:
+    """Draw the profile of each delivered vehicle and its buyer (``[vehicles]``): a new
+    vehicle is of the delivery's year with a few miles, a used one some model years older with
+    miles for each year; the warranty runs ``warranty_years`` from the model year. The buyer's
+    age band is drawn once per customer. Draws from streams of their own, so the rest of the
+    simulation's randomness stays aligned."""
+    v = state.assumptions.vehicles
+    rng = state.rng("vehicle_profile")
+    n = len(d.cust)
+    age = np.where(used, rng.integers(*v.used_age_years, n), 0)
+    miles = np.where(used, age * rng.uniform(*v.miles_per_year, n), rng.uniform(*v.new_miles, n))
+    delivered_s = np.floor(d.ts).astype(np.int64).astype("datetime64[s]")
+    year = delivered_s.astype("datetime64[Y]").astype(np.int64) + 1970
+    model_year = year - age
+    last_year = model_year + v.warranty_years - 1
+    warranty_end = (last_year + 1 - 1970).astype("datetime64[Y]").astype("datetime64[D]") - 1
+    end_s = warranty_end.astype("datetime64[s]").astype(np.int64).astype(float)
+    bands = state.rng("buyer_age_band").choice(
+        len(v.buyer_age_bands), size=len(state.customers.home), p=v.buyer_age_band_shares
+    )
+    return DeliveryProfile(
+        age_years=age,
+        model_year=model_year,
+        mileage=np.round(miles).astype(np.int64),
+        warranty_end=warranty_end,
+        warranty_ended=end_s < d.ts + v.warranty_horizon_days * DAY,
+        model_line=rng.integers(0, len(v.model_lines), n),
+        age_band=bands[d.cust],
+    )
+
+
 def _deliver(
     state: GroupState, rng: np.random.Generator, d: SalesVisits
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The handover (new or used) and delivery education at the rooftop's rate; returns
-    (delivery event keys, used vehicle, educated)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, DeliveryProfile]:
+    """The handover (new or used, with the deal's profile) and delivery education at the
+    rooftop's rate; returns (delivery event keys, used vehicle, educated, profile)."""
     a = state.assumptions.deliveries
     cust, ts = d.cust, d.ts
     n = len(cust)
     r = state.customers.home[cust]
     used = rng.random(n) < a.used_share
+    profile = delivery_profile(state, d, used)
     keys = state.log.add(
         "vehicle_delivery",
         cust,
@@ -87,7 +157,7 @@ def _deliver(
         source=d.source,
         vehicle=d.vehicle,
         value=np.round(rng.lognormal(np.log(a.price_usd.median), a.price_usd.sigma, n), -2),
-        attrs=json_attrs(condition=np.where(used, "used", "new")),
+        attrs=profile.attributes(state, used),
     )
     # The CRM closes the buyer's lead as sold at delivery.
     state.log.add(
@@ -102,7 +172,7 @@ def _deliver(
         channel="in_person",
         value=rng.integers(*a.education_minutes, educ.sum()).astype(float),
     )
-    return keys, used, educ
+    return keys, used, educ, profile
 
 
 def _sales_csi(
