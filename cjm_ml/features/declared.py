@@ -54,13 +54,15 @@ def declared_arrays(
     tl = Timeline.of(events)
     cust = tl.customer_codes(instances["customer_id"])
     cutoff = to_ns(instances["cutoff_ts"])
-    return {f.name: _column(tl, cust, cutoff, f) for f in features}
+    windows: dict[float | None, Window] = {}  # one per length: features share them
+    for days in dict.fromkeys(f.window_days for f in features):
+        start = None if days is None else cutoff - int(days * NS_DAY)
+        windows[days] = tl.window(cust, start, cutoff, known_before=cutoff)
+    return {f.name: _column(tl, windows[f.window_days], cutoff, f) for f in features}
 
 
-def _column(tl: Timeline, cust: np.ndarray, cutoff: np.ndarray, f: DeclaredFeature) -> object:
+def _column(tl: Timeline, window: Window, cutoff: np.ndarray, f: DeclaredFeature) -> object:
     positions = tl.positions(f.event_type)
-    start = None if f.window_days is None else cutoff - int(f.window_days * NS_DAY)
-    window = tl.window(cust, start, cutoff, known_before=cutoff)
     if f.take == "count":
         return Timeline.count(positions, window).astype(float)
     if f.take in NUMERIC_TAKES:
