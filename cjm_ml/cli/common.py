@@ -82,11 +82,11 @@ def task_params_or_exit(path: Path) -> TaskParams | None:
     """The ``[windows]`` of the parameters file at ``path`` (``None``: the file has none);
     prints the error and exits 1 for a missing or invalid file, an invalid or unknown key, or
     a section neither features nor training reads (a typo would otherwise keep a default)."""
-    from cjm_ml.training.config import TrainingConfig
+    from cjm_ml.training.config import SECTIONS
 
     try:
         windows = read_task_params(path)
-        known = {WINDOWS_SECTION, *TrainingConfig.model_fields}
+        known = {WINDOWS_SECTION, *SECTIONS}
         unknown = sorted(set(read_parameters_toml(path)) - known)
         if unknown:
             raise ValueError(

@@ -57,8 +57,14 @@ def train(
         ),
     ] = None,
     search: Annotated[
-        bool, typer.Option(help="Try the parameters file's \\[search] grid; keep the best.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--search/--no-search",
+            help="Try the parameters file's \\[search] grid and keep the best by validation "
+            "AUC; default: only when the training period has fewer rows than its "
+            "below_rows (50,000 embedded).",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train, evaluate, track and register risk models; promote a better one to champion and
@@ -92,7 +98,7 @@ def train_tables(
     truth_dir: Path,
     *,
     params: Path | None = None,
-    search: bool = False,
+    search: bool | None = None,
     progress: bool = True,
     settings: Settings | None = None,
 ) -> None:
@@ -157,7 +163,7 @@ def _train_one(
     truth_dir: Path,
     config: TrainingConfig,
     windows: TaskParams | None,
-    search: bool,
+    search: bool | None,
     progress: bool,
     settings: Settings,
 ) -> None:

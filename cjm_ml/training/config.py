@@ -18,6 +18,12 @@ from cjm_ml.params import TASKS, Task, read_parameters_toml
 from cjm_ml.training.model import TrainingParams
 from cjm_ml.training.norms import MIN_GROUP_INSTANCES
 
+#: The sections of a parameters file that training reads.
+SECTIONS = ("lightgbm", "norms", "search", "split")
+#: Default of ``[search] below_rows``: a training period with fewer rows searches the grid
+#: unless ``cjm train --no-search``.
+SEARCH_BELOW_ROWS = 50_000
+
 
 class SplitParams(BaseModel):
     """Shares of the labelled instances, by cutoff time, for validation and test."""
@@ -44,6 +50,12 @@ class TrainingConfig(BaseModel):
     norms: NormsParams = NormsParams()
     lightgbm: dict[Task, TrainingParams]
     search: dict[str, list[Any]] = Field(default_factory=dict)
+    search_below_rows: int = Field(
+        SEARCH_BELOW_ROWS,
+        ge=0,
+        description="Search the grid unless asked not to when the training period has fewer "
+        "rows: small data needs other settings than the defaults, and fitting is cheap there.",
+    )
 
     def candidates(self, task: Task, search: bool) -> list[TrainingParams]:
         """The task's parameters, or every combination of the search grid applied to them."""
@@ -70,7 +82,8 @@ def load_training_config(path: Path | None = None) -> TrainingConfig:
     raw = read_parameters_toml(path)
     shared = {k: v for k, v in raw.get("lightgbm", {}).items() if k not in TASKS}
     per_task = {t: {**shared, **raw.get("lightgbm", {}).get(t, {})} for t in TASKS}
-    search = raw.get("search", {})
+    search = dict(raw.get("search", {}))
+    below_rows = search.pop("below_rows", SEARCH_BELOW_ROWS)
     try:
         unknown = set(search) - set(TrainingParams.model_fields)
         if unknown:
@@ -80,6 +93,7 @@ def load_training_config(path: Path | None = None) -> TrainingConfig:
             norms=NormsParams(**raw.get("norms", {})),
             lightgbm={t: TrainingParams(**v) for t, v in per_task.items()},
             search={k: list(v) for k, v in search.items()},
+            search_below_rows=below_rows,
         )
     except (ValidationError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from exc

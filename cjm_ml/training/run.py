@@ -208,13 +208,14 @@ def train_task(
     *,
     task_params: TaskParams | None = None,
     truth: pd.DataFrame | None = None,
-    search: bool = False,
+    search: bool | None = None,
     progress: bool = False,
     declared: Sequence[DeclaredFeature] | None = None,
 ) -> TrainingReport:
     """Train and evaluate one task on its feature table.
 
-    Splits by time, fits LightGBM (every search candidate when ``search``), fits the logistic
+    Splits by time, fits LightGBM (every search candidate when ``search``; ``None``: when the
+    training period has fewer rows than ``config.search_below_rows``), fits the logistic
     baseline on the same training rows, and measures both on the test period: metrics,
     calibration deciles, slices, importance. ``task_params``: the windows and standards the
     table was built with (default: the embedded ones); they travel in the model artifact, and
@@ -244,6 +245,15 @@ def train_task(
         return _nothing_fitted(task, table, split, dropped)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
+    if search is None:
+        search = len(split.train) < config.search_below_rows
+        if search and config.search:
+            log.info(
+                "%s: %d training rows (< %d): searching the grid",
+                task,
+                len(split.train),
+                config.search_below_rows,
+            )
     candidates = config.candidates(task, search)
     model, searched = _fit_best(
         task, split, candidates, task_params, progress, feature_set.declared

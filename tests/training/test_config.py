@@ -14,7 +14,8 @@ def test_the_embedded_file_matches_the_library_defaults() -> None:
     config = load_training_config()
     assert all(p == TrainingParams() for p in config.lightgbm.values())
     assert (config.split.valid_share, config.split.test_share) == (0.15, 0.15)
-    assert len(config.candidates("no_show", search=True)) == 9
+    assert len(config.candidates("no_show", search=True)) == 12
+    assert config.search_below_rows == 50_000
     assert config.candidates("no_show", search=False) == [TrainingParams()]
 
 
@@ -22,9 +23,10 @@ def test_a_task_table_overrides_the_shared_values(tmp_path: Path) -> None:
     path = tmp_path / "params.toml"
     path.write_text(
         "[lightgbm]\nnum_leaves = 15\n\n[lightgbm.service_defection]\nmin_child_samples = 300\n"
-        "\n[search]\nlearning_rate = [0.03, 0.1]\n"
+        "\n[search]\nbelow_rows = 10\nlearning_rate = [0.03, 0.1]\n"
     )
     config = load_training_config(path)
+    assert config.search_below_rows == 10
     assert config.lightgbm["no_show"] == TrainingParams(num_leaves=15)
     assert config.lightgbm["service_defection"] == TrainingParams(
         num_leaves=15, min_child_samples=300

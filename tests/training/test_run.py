@@ -103,6 +103,21 @@ def test_search_keeps_the_best_validation_auc_never_the_test(
     assert np.isfinite(searched.search["valid_auc"]).all()
 
 
+def test_small_data_searches_the_grid_unless_told_not_to(
+    tables: dict[Task, pd.DataFrame],
+) -> None:
+    base = load_training_config()
+    grid = {"num_leaves": [2, 7], "n_estimators": [3, 300]}
+    table = tables["service_defection"]
+    rows = len(time_split(table).train)
+    small = base.model_copy(update={"search": grid, "search_below_rows": rows + 1})
+    assert len(train_task(table, "service_defection", small).search) == 4
+    assert len(train_task(table, "service_defection", small, search=False).search) == 1
+    large = base.model_copy(update={"search": grid, "search_below_rows": rows})
+    assert len(train_task(table, "service_defection", large).search) == 1
+    assert len(train_task(table, "service_defection", large, search=True).search) == 4
+
+
 def _constant(table: pd.DataFrame, task: Task) -> pd.DataFrame:
     """``table`` with every registered feature of ``task`` at one value (categories "x")."""
     return table.assign(
