@@ -134,10 +134,11 @@ def _recorded_later(
     return events.assign(recorded_ts=recorded)
 
 
-#: Declared features under the same properties: the generic ones of every touchpoint, and
-#: one of each take that reads an attribute the drawn journeys carry.
+#: Declared features under the same properties: the generic ones (counts in a window and
+#: days since) of an anchor of each task and of touchpoints drawn after them, and one of each
+#: take that reads an attribute the drawn journeys carry.
 DECLARED = (
-    *generic_features(),
+    *generic_features(["lead_form", "appointment_set", "vehicle_delivery", "sms_sent", "vdp_view"]),
     DeclaredFeature(
         name="vehicle_condition_declared", label="Condition", event_type="vehicle_delivery",
         attribute="condition", kind="category",
