@@ -46,7 +46,7 @@ def build_feature_table(
     instances = build_instances(tl, task, params, as_of=as_of)
     feature_set = FeatureSet(task, tuple(declared))
     table = BUILDERS[task](tl, instances, params)
-    declared_columns = _declared(tl, instances, feature_set)
+    declared_columns = _declared(tl, instances, feature_set.declared)
     if declared_columns:
         table = pd.concat([table, pd.DataFrame(declared_columns, index=table.index)], axis=1)
     table.attrs.update(instances.attrs)
@@ -75,19 +75,19 @@ def open_feature_columns(
     tl = events.before(now) if isinstance(events, Timeline) else Timeline(events, until=now)
     instances = open_instance_columns(tl, task, now, params)
     columns = feature_columns(tl, instances, task, params)
-    columns.update(_declared(tl, instances, FeatureSet(task, tuple(declared))))
+    columns.update(_declared(tl, instances, [d for d in declared if task in d.tasks]))
     return columns
 
 
 def _declared(
-    tl: Timeline, instances: pd.DataFrame | Mapping[str, Any], feature_set: FeatureSet
+    tl: Timeline, instances: pd.DataFrame | Mapping[str, Any], declared: Sequence[DeclaredFeature]
 ) -> dict[str, Any]:
-    """The set's declared features for the instances; a category's unknown value is the
-    level ``"unknown"``, as the registry's categories."""
-    if not feature_set.declared:
+    """The declared features for the instances; a category's unknown value is the level
+    ``"unknown"``, as the registry's categories."""
+    if not declared:
         return {}
-    out = declared_arrays(tl, instances, feature_set.declared)
-    for d in feature_set.declared:
+    out = declared_arrays(tl, instances, declared)
+    for d in declared:
         if d.kind == "category":
             out[d.name] = pd.array(out[d.name], dtype="string").fillna("unknown")
     return out

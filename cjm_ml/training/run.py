@@ -233,9 +233,9 @@ def train_task(
     """
     config = config or load_training_config()
     task_params = task_params or TaskParams()
-    if declared is None:
-        declared = FeatureSet.of(task, table.attrs.get("declared", ())).declared
-    feature_set = FeatureSet(task, tuple(declared))
+    feature_set = FeatureSet.of(
+        task, table.attrs.get("declared", ()) if declared is None else declared
+    )
     split = time_split(table, config.split.valid_share, config.split.test_share)
     dropped = constant_features(split.train, feature_set)
     if dropped:
